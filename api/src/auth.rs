@@ -1,0 +1,317 @@
+//! Token authentication. Every `/api/v1` route except signup passes through [`authenticate`]:
+//! it resolves `X-MAILAPI-TOKEN` to a [`Principal`], applies the rate limit, and records use.
+//!
+//! Lookups are cached per process for `token_cache_ttl` (2 s by default), which bounds how long a
+//! revoked token keeps working on any API process. `last_used_at` is collected in memory and
+//! written in one batch every few seconds instead of once per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderValue;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::Response;
+use chrono::{DateTime, Utc};
+use shared::token::TokenSecret;
+use sqlx::PgPool;
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const TOKEN_HEADER: &str = "x-mailapi-token";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    Admin,
+    User,
+}
+
+impl TokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Admin => "admin",
+            TokenType::User => "user",
+        }
+    }
+}
+
+/// The caller, as established by its token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub token_id: i64,
+    pub token_type: TokenType,
+    /// The bound mailbox of a user token.
+    pub mailbox: Option<BoundMailbox>,
+    pub name: String,
+    pub token_prefix: String,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BoundMailbox {
+    pub id: i64,
+    pub email: String,
+    pub domain_id: i64,
+    pub domain: String,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.token_type == TokenType::Admin
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.mailbox.as_ref().map(|m| m.email.as_str())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: i64,
+    token_hash: Vec<u8>,
+    token_prefix: String,
+    token_type: String,
+    name: String,
+    is_active: bool,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    last_used_at: Option<DateTime<Utc>>,
+    mailbox_id: Option<i64>,
+    mailbox_email: Option<String>,
+    mailbox_active: Option<bool>,
+    domain_id: Option<i64>,
+    domain: Option<String>,
+}
+
+/// Looks a token up by the hash of its secret. `None` when no such token exists.
+pub async fn load_principal(
+    db: &PgPool,
+    hash: &[u8; 32],
+) -> Result<Option<Principal>, sqlx::Error> {
+    let row: Option<TokenRow> = sqlx::query_as(
+        "select t.id, t.token_hash, t.token_prefix, t.token_type, t.name, t.is_active, t.created_at,
+                t.expires_at, t.last_used_at, m.id as mailbox_id, m.email as mailbox_email,
+                m.active as mailbox_active, d.id as domain_id, d.domain
+           from api_tokens t
+           left join mailboxes m on m.id = t.mailbox_id
+           left join domains d on d.id = m.domain_id
+          where t.token_hash = $1",
+    )
+    .bind(&hash[..])
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    // The index lookup already matched; this constant-time comparison makes the decision itself
+    // independent of how many bytes of a guess were right.
+    if !bool::from(row.token_hash.as_slice().ct_eq(&hash[..])) {
+        return Ok(None);
+    }
+    let token_type = if row.token_type == "admin" {
+        TokenType::Admin
+    } else {
+        TokenType::User
+    };
+    let mailbox = match (row.mailbox_id, row.mailbox_email, row.domain_id, row.domain) {
+        (Some(id), Some(email), Some(domain_id), Some(domain)) => Some(BoundMailbox {
+            id,
+            email,
+            domain_id,
+            domain,
+        }),
+        _ => None,
+    };
+    Ok(Some(Principal {
+        token_id: row.id,
+        token_type,
+        mailbox,
+        name: row.name,
+        token_prefix: row.token_prefix,
+        // A user token whose mailbox was deactivated is as good as revoked.
+        is_active: row.is_active && row.mailbox_active.unwrap_or(true),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        last_used_at: row.last_used_at,
+    }))
+}
+
+struct Cached {
+    principal: Option<Arc<Principal>>,
+    fetched: Instant,
+}
+
+/// Per-process cache of token lookups (hits and misses) plus pending `last_used_at` writes.
+pub struct TokenCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<[u8; 32], Cached>>,
+    last_used: Mutex<HashMap<i64, DateTime<Utc>>>,
+}
+
+/// Bound on cached lookups, so a flood of random tokens cannot grow memory without limit.
+const MAX_CACHED: usize = 100_000;
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+            last_used: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn resolve(
+        &self,
+        db: &PgPool,
+        secret: &TokenSecret,
+    ) -> Result<Option<Arc<Principal>>, ApiError> {
+        let hash = secret.hash();
+        if let Some(c) = self
+            .entries
+            .read()
+            .expect("token cache poisoned")
+            .get(&hash)
+        {
+            if c.fetched.elapsed() < self.ttl {
+                return Ok(c.principal.clone());
+            }
+        }
+        let principal = load_principal(db, &hash).await?.map(Arc::new);
+        let mut entries = self.entries.write().expect("token cache poisoned");
+        if entries.len() >= MAX_CACHED {
+            entries.clear();
+        }
+        entries.insert(
+            hash,
+            Cached {
+                principal: principal.clone(),
+                fetched: Instant::now(),
+            },
+        );
+        Ok(principal)
+    }
+
+    /// Drops a token from this process's cache at once (the process that revoked it).
+    pub fn forget(&self, token_id: i64) {
+        self.entries
+            .write()
+            .expect("token cache poisoned")
+            .retain(|_, c| c.principal.as_ref().is_none_or(|p| p.token_id != token_id));
+    }
+
+    fn touch(&self, token_id: i64, at: DateTime<Utc>) {
+        self.last_used
+            .lock()
+            .expect("last_used poisoned")
+            .insert(token_id, at);
+    }
+
+    /// The most recent use of a token that may not be written yet.
+    pub fn pending_last_used(&self, token_id: i64) -> Option<DateTime<Utc>> {
+        self.last_used
+            .lock()
+            .expect("last_used poisoned")
+            .get(&token_id)
+            .copied()
+    }
+
+    /// Writes collected `last_used_at` values in one statement.
+    pub async fn flush_last_used(&self, db: &PgPool) -> Result<(), sqlx::Error> {
+        let batch: Vec<(i64, DateTime<Utc>)> = {
+            let mut map = self.last_used.lock().expect("last_used poisoned");
+            map.drain().collect()
+        };
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (ids, times): (Vec<i64>, Vec<DateTime<Utc>>) = batch.into_iter().unzip();
+        sqlx::query(
+            "update api_tokens t
+                set last_used_at = greatest(t.last_used_at, u.used_at)
+               from unnest($1::bigint[], $2::timestamptz[]) as u(id, used_at)
+              where t.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&times)
+        .execute(db)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Background task: flush `last_used_at` every few seconds, and once more at shutdown.
+pub async fn run_last_used_flusher(state: AppState, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => {
+                let _ = state.tokens.flush_last_used(&state.db).await;
+                return;
+            }
+        }
+        if let Err(e) = state.tokens.flush_last_used(&state.db).await {
+            tracing::warn!(error = %e, "could not record token last_used_at");
+        }
+    }
+}
+
+/// Middleware for every authenticated route.
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let raw = req
+        .headers()
+        .get(TOKEN_HEADER)
+        .ok_or(ApiError::NoApiToken)?;
+    let raw = raw.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
+    if raw.is_empty() {
+        return Err(ApiError::NoApiToken);
+    }
+    let secret = TokenSecret::parse(raw).ok_or(ApiError::InvalidToken)?;
+    let principal = state
+        .tokens
+        .resolve(&state.db, &secret)
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
+    let now = Utc::now();
+    if !principal.is_active || principal.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::TokenExpired);
+    }
+
+    let decision = state.rate_limiter.check(principal.token_id).await?;
+    state.tokens.touch(principal.token_id, now);
+    req.extensions_mut().insert(principal);
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    for (name, value) in decision.headers() {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    Ok(response)
+}
+
+/// Extractor for handlers: the authenticated caller.
+pub struct Auth(pub Arc<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Arc<Principal>>()
+            .cloned()
+            .map(Auth)
+            .ok_or(ApiError::NoApiToken)
+    }
+}

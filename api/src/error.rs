@@ -1,0 +1,169 @@
+//! The one place HTTP errors are rendered: `{"success": false, "error": CODE, "message": ...}`.
+//! Codes are part of the contract; a 5xx never carries internal detail (it is logged instead).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Missing X-MAILAPI-TOKEN header")]
+    NoApiToken,
+    #[error("Token not found or invalid")]
+    InvalidToken,
+    #[error("Token has expired or is inactive")]
+    TokenExpired,
+    #[error("{0}")]
+    AccessDenied(&'static str),
+    #[error("{0}")]
+    DomainNotAllowed(String),
+    #[error("{0}")]
+    SenderNotAuthorized(String),
+    #[error("Mailbox not found")]
+    MailboxNotFound,
+    #[error("Message not found")]
+    MessageNotFound,
+    #[error("{0}")]
+    NotFound(String),
+    /// A 400 with a specific code, naming the offending field.
+    #[error("{message}")]
+    Invalid {
+        code: &'static str,
+        field: Option<String>,
+        message: String,
+    },
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("Request body is too large (limit {0} bytes)")]
+    PayloadTooLarge(usize),
+    #[error("Expected a JSON body with Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("{message}")]
+    Unprocessable { code: &'static str, message: String },
+    #[error("Rate limit exceeded: {limit} requests per {window}")]
+    RateLimited {
+        retry_after_secs: u64,
+        limit: u32,
+        window: &'static str,
+    },
+    #[error("A required service is unavailable; retry later")]
+    Unavailable(#[source] anyhow::Error),
+    #[error("Failed to send email")]
+    SendFailed(#[source] anyhow::Error),
+    #[error("Internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(
+        code: &'static str,
+        field: impl Into<Option<String>>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError::Invalid {
+            code,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let field = field.into();
+        let message = format!("{field}: {}", message.into());
+        ApiError::Invalid {
+            code: "VALIDATION_ERROR",
+            field: Some(field),
+            message,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            NoApiToken | InvalidToken | TokenExpired => StatusCode::UNAUTHORIZED,
+            AccessDenied(_) | DomainNotAllowed(_) | SenderNotAuthorized(_) => StatusCode::FORBIDDEN,
+            MailboxNotFound | MessageNotFound | NotFound(_) => StatusCode::NOT_FOUND,
+            Invalid { .. } => StatusCode::BAD_REQUEST,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Conflict { .. } => StatusCode::CONFLICT,
+            Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            SendFailed(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            NoApiToken => "NO_API_TOKEN",
+            InvalidToken => "INVALID_TOKEN",
+            TokenExpired => "TOKEN_EXPIRED",
+            AccessDenied(_) => "ACCESS_DENIED",
+            DomainNotAllowed(_) => "DOMAIN_NOT_ALLOWED",
+            SenderNotAuthorized(_) => "SENDER_NOT_AUTHORIZED",
+            MailboxNotFound => "MAILBOX_NOT_FOUND",
+            MessageNotFound => "MESSAGE_NOT_FOUND",
+            NotFound(_) => "NOT_FOUND",
+            Invalid { code, .. } | Conflict { code, .. } | Unprocessable { code, .. } => code,
+            MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            RateLimited { .. } => "RATE_LIMITED",
+            Unavailable(_) => "SERVICE_UNAVAILABLE",
+            SendFailed(_) => "SEND_FAILED",
+            Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            // The database cannot be reached: the client should retry, and nothing was accepted.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolClosed => ApiError::Unavailable(e.into()),
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // Logged once, here, with the whole cause chain; the client sees only the code.
+            let cause = match &self {
+                ApiError::Unavailable(e) | ApiError::SendFailed(e) | ApiError::Internal(e) => {
+                    format!("{e:#}")
+                }
+                _ => String::new(),
+            };
+            tracing::error!(code = self.code(), %status, cause, "request failed");
+        }
+        let mut body =
+            json!({ "success": false, "error": self.code(), "message": self.to_string() });
+        if let ApiError::Invalid { field: Some(f), .. } = &self {
+            body["field"] = json!(f);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = &self
+        {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

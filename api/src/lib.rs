@@ -1,0 +1,105 @@
+//! The HTTP API: authenticates, validates, stores messages in Postgres, wakes workers through a
+//! Redis stream, and serves tokens, status and health.
+//!
+//! Layout: [`routes`] has one module per resource; [`auth`] resolves tokens (with a short cache)
+//! and applies [`ratelimit`]; [`error`] renders every failure in the spec's shape; [`extract`]
+//! wraps axum's extractors so their rejections do too; [`tokens`] is token storage shared with the
+//! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does.
+
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod extract;
+pub mod ratelimit;
+pub mod routes;
+pub mod state;
+pub mod time;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use deadpool_redis::redis;
+use secrecy::ExposeSecret;
+use shared::config::Settings;
+use shared::jobs::Keys;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::TokenCache;
+use crate::ratelimit::RateLimiter;
+use crate::state::{AppState, Inner};
+
+/// Connects to Postgres and Redis and builds the shared state.
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    let db = shared::db::connect_lazy(&settings).context("MAILAPI_DATABASE_URL")?;
+    let client =
+        redis::Client::open(settings.redis_url.expose_secret()).context("MAILAPI_REDIS_URL")?;
+    let redis_config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
+    let redis = redis::aio::ConnectionManager::new_with_config(client, redis_config)
+        .await
+        .context("connecting to Redis (MAILAPI_REDIS_URL)")?;
+    let keys = Keys::new(&settings.key_prefix);
+    let rate_limiter = RateLimiter::new(
+        settings.limits.requests_per_minute,
+        settings.limits.requests_per_hour,
+        keys.clone(),
+        redis.clone(),
+    );
+    let tokens = TokenCache::new(settings.limits.token_cache_ttl);
+    Ok(AppState {
+        inner: Arc::new(Inner {
+            settings,
+            db,
+            redis,
+            keys,
+            tokens,
+            rate_limiter,
+        }),
+    })
+}
+
+/// Serves the API on `listener` until `shutdown` is cancelled, then drains in-flight requests.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let state = build_state(settings).await?;
+    let flusher = tokio::spawn(auth::run_last_used_flusher(state.clone(), shutdown.clone()));
+    let housekeeping = tokio::spawn(ratelimit::housekeeping(state.clone()));
+    let app = routes::router(state);
+    tracing::info!(addr = %listener.local_addr()?, "mailapi-api listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    .await
+    .context("HTTP server")?;
+    housekeeping.abort();
+    shutdown.cancel();
+    let _ = flusher.await;
+    Ok(())
+}
+
+/// Cancels the returned token on SIGINT or SIGTERM.
+pub fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}

@@ -1,0 +1,33 @@
+//! Shared application state: handles to Postgres and Redis, settings, and per-process caches.
+
+use std::sync::Arc;
+
+use deadpool_redis::redis::aio::ConnectionManager;
+use shared::config::Settings;
+use shared::jobs::Keys;
+use sqlx::PgPool;
+
+use crate::auth::TokenCache;
+use crate::ratelimit::RateLimiter;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub settings: Settings,
+    pub db: PgPool,
+    pub redis: ConnectionManager,
+    pub keys: Keys,
+    pub tokens: TokenCache,
+    pub rate_limiter: RateLimiter,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}

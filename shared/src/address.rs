@@ -1,0 +1,199 @@
+//! Parsed e-mail addresses and domain names. A value of these types is valid by construction:
+//! the parsers are the only way to make one, and they refuse anything that could smuggle a line
+//! break, an SMTP parameter or a header into a message.
+
+use std::fmt;
+
+/// Why an address or name was refused. The API turns these into 400s naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("contains a control character (CR, LF, NUL or other)")]
+    ControlCharacter,
+    #[error("is not a valid e-mail address")]
+    Malformed,
+    #[error("has an invalid domain")]
+    BadDomain,
+    #[error("is too long")]
+    TooLong,
+}
+
+/// True for CR, LF, NUL and every other C0/C1 control character except horizontal tab.
+pub fn has_control_chars(s: &str) -> bool {
+    s.chars().any(|c| c.is_control() && c != '\t')
+}
+
+/// A lowercase DNS domain name: LDH labels of 1-63 characters, at least two labels, 253 in all.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct DomainName(String);
+
+impl DomainName {
+    pub fn parse(raw: &str) -> Result<Self, AddressError> {
+        if has_control_chars(raw) {
+            return Err(AddressError::ControlCharacter);
+        }
+        let d = raw.trim_end_matches('.').to_ascii_lowercase();
+        if d.is_empty() || d.len() > 253 {
+            return Err(AddressError::BadDomain);
+        }
+        let labels: Vec<&str> = d.split('.').collect();
+        if labels.len() < 2 {
+            return Err(AddressError::BadDomain);
+        }
+        for label in &labels {
+            let ok = !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-');
+            if !ok {
+                return Err(AddressError::BadDomain);
+            }
+        }
+        Ok(Self(d))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DomainName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A bare address `local@domain`, lowercased. Only dot-atom local parts are accepted (no quoted
+/// strings, no comments): every real sender and mailbox fits, and nothing else can reach the
+/// SMTP envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct EmailAddress(String);
+
+const ATEXT_SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
+
+impl EmailAddress {
+    pub fn parse(raw: &str) -> Result<Self, AddressError> {
+        if has_control_chars(raw) {
+            return Err(AddressError::ControlCharacter);
+        }
+        if raw.len() > 254 {
+            return Err(AddressError::TooLong);
+        }
+        let (local, domain) = raw.rsplit_once('@').ok_or(AddressError::Malformed)?;
+        if local.is_empty() || local.len() > 64 {
+            return Err(AddressError::Malformed);
+        }
+        let local_ok = local.split('.').all(|atom| {
+            !atom.is_empty()
+                && atom
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || ATEXT_SPECIALS.contains(&b))
+        });
+        if !local_ok {
+            return Err(AddressError::Malformed);
+        }
+        let domain = DomainName::parse(domain)?;
+        Ok(Self(format!("{}@{}", local.to_ascii_lowercase(), domain)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn local_part(&self) -> &str {
+        self.0.rsplit_once('@').map(|(l, _)| l).unwrap_or_default()
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An address with an optional display name, as written in `From`, `To` or `Reply-To`:
+/// `addr@example.com` or `Display Name <addr@example.com>`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NamedAddress {
+    pub name: Option<String>,
+    pub email: String,
+}
+
+impl NamedAddress {
+    pub fn parse(raw: &str) -> Result<(Option<String>, EmailAddress), AddressError> {
+        if has_control_chars(raw) {
+            return Err(AddressError::ControlCharacter);
+        }
+        let raw = raw.trim();
+        if let Some(open) = raw.rfind('<') {
+            let inner = raw[open + 1..]
+                .strip_suffix('>')
+                .ok_or(AddressError::Malformed)?;
+            let name = raw[..open].trim().trim_matches('"').trim();
+            if name.contains(['<', '>', '"']) || name.len() > 256 {
+                return Err(AddressError::Malformed);
+            }
+            let email = EmailAddress::parse(inner.trim())?;
+            Ok(((!name.is_empty()).then(|| name.to_owned()), email))
+        } else {
+            Ok((None, EmailAddress::parse(raw)?))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_addresses() {
+        assert_eq!(
+            EmailAddress::parse("Bob.Smith+tag@Example.COM")
+                .unwrap()
+                .as_str(),
+            "bob.smith+tag@example.com"
+        );
+        assert_eq!(EmailAddress::parse("a@b.test").unwrap().domain(), "b.test");
+    }
+
+    #[test]
+    fn refuses_injection_and_junk() {
+        for bad in [
+            "a@b.test\r\nRCPT TO:<x@y.test>",
+            "a\n@b.test",
+            "a\0@b.test",
+            "a@b.test>",
+            "<a@b.test>",
+            "a b@b.test",
+            "a@b",
+            "@b.test",
+            "a@",
+            "a..b@c.test",
+            "a@-b.test",
+            "a@b_c.test",
+            "\"quoted\"@b.test",
+            "a@b.test SIZE=1",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn named_addresses() {
+        let (name, email) = NamedAddress::parse("Jöhn Doe <john@example.com>").unwrap();
+        assert_eq!(name.as_deref(), Some("Jöhn Doe"));
+        assert_eq!(email.as_str(), "john@example.com");
+        let (name, _) = NamedAddress::parse("\"Doe, John\" <john@example.com>").unwrap();
+        assert_eq!(name.as_deref(), Some("Doe, John"));
+        assert!(NamedAddress::parse("Evil\r\nBcc: x@y.test <john@example.com>").is_err());
+        assert!(NamedAddress::parse("john@example.com").unwrap().0.is_none());
+    }
+}

@@ -1,0 +1,358 @@
+//! Typed settings, loaded in two layers: defaults in code, then `MAILAPI_*` environment
+//! variables. Everything is validated before a service starts, and an error names the variable.
+//! Secrets are `SecretString`s: their `Debug` output is redacted, so settings can be logged.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// A setting that could not be used. The message names the environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn bad(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub redis_url: SecretString,
+    /// Prefix of every Redis key we use. Each test run gets its own; see [`crate::jobs`].
+    pub key_prefix: String,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    pub smtp: SmtpSettings,
+    pub imap: ImapSettings,
+    pub mta_log_path: PathBuf,
+    pub limits: Limits,
+    pub worker: WorkerSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    pub password: Option<SecretString>,
+    /// Postfix's `message_size_limit`: a message larger than this is refused at accept time.
+    pub max_message_bytes: usize,
+    pub pool_size: u32,
+    /// Longest time one SMTP command may take; the whole transaction is bounded by
+    /// [`SmtpSettings::transaction_timeout`].
+    pub command_timeout: Duration,
+}
+
+impl SmtpSettings {
+    /// Upper bound of one SMTP transaction (connect, MAIL, RCPTs, DATA, final reply).
+    pub fn transaction_timeout(&self) -> Duration {
+        self.command_timeout * 6
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub master_user: String,
+    pub master_password: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub requests_per_minute: u32,
+    pub requests_per_hour: u32,
+    pub max_recipients: usize,
+    pub max_body_bytes: usize,
+    /// How long a cached token stays valid in one API process: the upper bound on how long a
+    /// revoked token keeps working there.
+    pub token_cache_ttl: Duration,
+    pub idempotency_ttl: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Name of this consumer in the stream's consumer group; defaults to host name and pid.
+    pub consumer_name: String,
+    pub concurrency: usize,
+    /// Seconds to wait before each retry of a transient failure; jitter is added.
+    pub retry_schedule: Vec<Duration>,
+    /// A stream entry pending this long with a consumer that stopped acknowledging is reclaimed.
+    /// Must exceed the longest SMTP transaction, or two workers could hold one message.
+    pub reclaim_idle: Duration,
+    /// A message still `pending` this long after its due time is put back on the stream.
+    pub reconcile_after: Duration,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Builds settings from defaults overridden by `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let smtp_command_timeout =
+            Duration::from_secs(env.parse("MAILAPI_SMTP_TIMEOUT_SECS", 30u64)?);
+        let settings = Settings {
+            database_url: env.secret(
+                "MAILAPI_DATABASE_URL",
+                "postgres://mailapi:mailapi@127.0.0.1:5432/mailapi",
+            ),
+            database_max_connections: env.parse("MAILAPI_DATABASE_MAX_CONNECTIONS", 16u32)?,
+            redis_url: env.secret("MAILAPI_REDIS_URL", "redis://127.0.0.1:6379"),
+            key_prefix: env.string("MAILAPI_KEY_PREFIX", "mailapi"),
+            listen: env.parse("MAILAPI_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            log_format: match env.string("MAILAPI_LOG_FORMAT", "text").as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(bad(
+                        "MAILAPI_LOG_FORMAT",
+                        format!("`{other}` is not text or json"),
+                    ));
+                }
+            },
+            smtp: SmtpSettings {
+                host: env.string("MAILAPI_SMTP_HOST", "127.0.0.1"),
+                port: env.parse("MAILAPI_SMTP_PORT", 587u16)?,
+                username: env.optional("MAILAPI_SMTP_USERNAME"),
+                password: env
+                    .optional("MAILAPI_SMTP_PASSWORD")
+                    .map(SecretString::from),
+                max_message_bytes: env.parse("MAILAPI_SMTP_MAX_MESSAGE_BYTES", 10_240_000usize)?,
+                pool_size: env.parse("MAILAPI_SMTP_POOL_SIZE", 8u32)?,
+                command_timeout: smtp_command_timeout,
+            },
+            imap: ImapSettings {
+                host: env.string("MAILAPI_IMAP_HOST", "127.0.0.1"),
+                port: env.parse("MAILAPI_IMAP_PORT", 143u16)?,
+                master_user: env.string("MAILAPI_IMAP_MASTER_USER", "mailapi-master"),
+                master_password: env
+                    .optional("MAILAPI_IMAP_MASTER_PASSWORD")
+                    .map(SecretString::from),
+            },
+            mta_log_path: PathBuf::from(
+                env.string("MAILAPI_MTA_LOG_PATH", "/var/log/mailapi/postfix.log"),
+            ),
+            limits: Limits {
+                requests_per_minute: env.parse("MAILAPI_RATE_LIMIT_PER_MINUTE", 100u32)?,
+                requests_per_hour: env.parse("MAILAPI_RATE_LIMIT_PER_HOUR", 1000u32)?,
+                max_recipients: env.parse("MAILAPI_MAX_RECIPIENTS", 100usize)?,
+                max_body_bytes: env.parse("MAILAPI_MAX_BODY_BYTES", 16 * 1024 * 1024usize)?,
+                token_cache_ttl: Duration::from_millis(
+                    env.parse("MAILAPI_TOKEN_CACHE_TTL_MS", 2000u64)?,
+                ),
+                idempotency_ttl: Duration::from_secs(
+                    env.parse("MAILAPI_IDEMPOTENCY_TTL_SECS", 86_400u64)?,
+                ),
+            },
+            worker: WorkerSettings {
+                consumer_name: env
+                    .optional("MAILAPI_WORKER_NAME")
+                    .unwrap_or_else(default_consumer_name),
+                concurrency: env.parse("MAILAPI_WORKER_CONCURRENCY", 32usize)?,
+                retry_schedule: env
+                    .durations("MAILAPI_RETRY_SCHEDULE_SECS", "5,30,120,600,1800,3600")?,
+                reclaim_idle: Duration::from_secs(env.parse("MAILAPI_RECLAIM_IDLE_SECS", 300u64)?),
+                reconcile_after: Duration::from_secs(
+                    env.parse("MAILAPI_RECONCILE_AFTER_SECS", 30u64)?,
+                ),
+            },
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let db = self.database_url.expose_secret();
+        if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(bad("MAILAPI_DATABASE_URL", "must start with postgres://"));
+        }
+        let redis = self.redis_url.expose_secret();
+        if !["redis://", "rediss://", "redis+unix://", "unix://"]
+            .iter()
+            .any(|s| redis.starts_with(s))
+        {
+            return Err(bad(
+                "MAILAPI_REDIS_URL",
+                "must start with redis:// or rediss://",
+            ));
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
+            return Err(bad(
+                "MAILAPI_KEY_PREFIX",
+                "must be non-empty without braces or spaces",
+            ));
+        }
+        if self.database_max_connections == 0 {
+            return Err(bad(
+                "MAILAPI_DATABASE_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.requests_per_minute == 0 || self.limits.requests_per_hour == 0 {
+            return Err(bad(
+                "MAILAPI_RATE_LIMIT_PER_MINUTE",
+                "rate limits must be at least 1",
+            ));
+        }
+        if self.limits.max_recipients == 0 {
+            return Err(bad("MAILAPI_MAX_RECIPIENTS", "must be at least 1"));
+        }
+        if self.smtp.username.is_some() != self.smtp.password.is_some() {
+            return Err(bad(
+                "MAILAPI_SMTP_PASSWORD",
+                "set both MAILAPI_SMTP_USERNAME and MAILAPI_SMTP_PASSWORD, or neither",
+            ));
+        }
+        if self.smtp.pool_size == 0 {
+            return Err(bad("MAILAPI_SMTP_POOL_SIZE", "must be at least 1"));
+        }
+        if self.worker.concurrency == 0 {
+            return Err(bad("MAILAPI_WORKER_CONCURRENCY", "must be at least 1"));
+        }
+        if self.worker.retry_schedule.is_empty() {
+            return Err(bad(
+                "MAILAPI_RETRY_SCHEDULE_SECS",
+                "needs at least one delay",
+            ));
+        }
+        // The claim in Postgres is what prevents double sends, but a reclaim that fires while the
+        // first worker is still inside a legitimate SMTP transaction would make that claim expire
+        // too; require a clear margin.
+        if self.worker.reclaim_idle <= self.smtp.transaction_timeout() {
+            return Err(bad(
+                "MAILAPI_RECLAIM_IDLE_SECS",
+                format!(
+                    "must exceed the longest SMTP transaction ({}s = 6 x MAILAPI_SMTP_TIMEOUT_SECS)",
+                    self.smtp.transaction_timeout().as_secs()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long a worker's claim on a message lasts: one SMTP transaction plus a margin.
+    pub fn claim_duration(&self) -> Duration {
+        self.smtp.transaction_timeout() + Duration::from_secs(30)
+    }
+}
+
+fn default_consumer_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn optional(&self, var: &'static str) -> Option<String> {
+        (self.0)(var).filter(|v| !v.is_empty())
+    }
+
+    fn string(&self, var: &'static str, default: &str) -> String {
+        self.optional(var).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn secret(&self, var: &'static str, default: &str) -> SecretString {
+        SecretString::from(self.string(var, default))
+    }
+
+    fn parse<T: FromStr>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.optional(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|e| bad(var, format!("`{raw}`: {e}"))),
+        }
+    }
+
+    fn durations(&self, var: &'static str, default: &str) -> Result<Vec<Duration>, ConfigError> {
+        self.string(var, default)
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse::<u64>()
+                    .map(Duration::from_secs)
+                    .map_err(|e| bad(var, format!("`{s}`: {e}")))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.limits.requests_per_minute, 100);
+        assert_eq!(s.limits.requests_per_hour, 1000);
+        assert_eq!(s.listen.port(), 8080);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = load(&[("MAILAPI_LISTEN", "not-an-address")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_LISTEN");
+        let err = load(&[("MAILAPI_SMTP_PORT", "70000")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_SMTP_PORT");
+        let err = load(&[("MAILAPI_DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_DATABASE_URL");
+    }
+
+    #[test]
+    fn reclaim_must_outlast_smtp() {
+        let err = load(&[
+            ("MAILAPI_SMTP_TIMEOUT_SECS", "60"),
+            ("MAILAPI_RECLAIM_IDLE_SECS", "300"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "MAILAPI_RECLAIM_IDLE_SECS");
+    }
+
+    #[test]
+    fn secrets_are_not_in_debug_output() {
+        let s = load(&[
+            ("MAILAPI_SMTP_USERNAME", "u"),
+            ("MAILAPI_SMTP_PASSWORD", "hunter2-secret"),
+        ])
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2-secret"));
+    }
+}

@@ -1,0 +1,25 @@
+//! Code both services share: configuration, domain types, database access, job types, telemetry.
+//!
+//! Layout: [`config`] loads and validates settings from defaults and `MAILAPI_*` variables;
+//! [`address`] holds the parsed e-mail and domain types; [`token`] mints, parses and hashes API
+//! tokens; [`password`] makes the password hashes Dovecot verifies; [`outgoing`] is the stored form
+//! of an accepted message and builds its MIME; [`jobs`] names the Redis stream and its entries;
+//! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging.
+
+pub mod address;
+pub mod config;
+pub mod db;
+pub mod jobs;
+pub mod outgoing;
+pub mod password;
+pub mod telemetry;
+pub mod token;
+
+/// The migrations in `migrations/`, embedded so both binaries and the tests apply the same ones.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Installs the process-wide rustls crypto provider (ring). Every process that opens TLS clients
+/// must call this once at start, tests included; calling it twice is harmless.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
