@@ -1,0 +1,247 @@
+//! Test harness: a fresh Postgres database per test (migrations applied), a per-test Redis key
+//! prefix, and the real API served on port 0. Services come from `deploy/infra-up.sh`; a test
+//! that cannot reach one fails with a message saying how to start it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use api::auth::TokenType;
+use secrecy::ExposeSecret;
+use shared::config::Settings;
+use sqlx::{Connection, PgPool};
+use tokio_util::sync::CancellationToken;
+
+pub fn env_or(var: &str, default: &str) -> String {
+    std::env::var(var)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+pub fn base_database_url() -> String {
+    env_or(
+        "MAILAPI_DATABASE_URL",
+        "postgres://mailapi:mailapi@127.0.0.1:5432/mailapi",
+    )
+}
+
+pub fn redis_url() -> String {
+    env_or("MAILAPI_REDIS_URL", "redis://127.0.0.1:6379")
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("database URL has a path");
+    format!("{base}/{db}")
+}
+
+/// Creates `mailapi_test_<uuid>` and applies the migrations.
+pub async fn fresh_database() -> (String, PgPool) {
+    let base = base_database_url();
+    let mut admin = sqlx::PgConnection::connect(&base).await.unwrap_or_else(|e| {
+        panic!("cannot reach Postgres at MAILAPI_DATABASE_URL ({e}); start the stack with `deploy/infra-up.sh` and source /etc/mailapi/mailapi.env")
+    });
+    let name = format!("mailapi_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database (the role needs CREATEDB)");
+    let url = with_database(&base, &name);
+    let pool = PgPool::connect(&url)
+        .await
+        .expect("connect to test database");
+    shared::MIGRATOR.run(&pool).await.expect("migrations apply");
+    (url, pool)
+}
+
+/// Fails loudly when Redis is not there.
+pub async fn require_redis() {
+    let client = deadpool_redis::redis::Client::open(redis_url()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap_or_else(|e| {
+        panic!("cannot reach Redis at MAILAPI_REDIS_URL ({e}); start the stack with `deploy/infra-up.sh`")
+    });
+    let _: String = deadpool_redis::redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("redis ping");
+}
+
+/// Settings for a test: its own database and key prefix, plus overrides.
+pub fn settings(database_url: &str, prefix: &str, overrides: &[(&str, &str)]) -> Settings {
+    let mut map: HashMap<String, String> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("MAILAPI_"))
+        .collect();
+    map.insert("MAILAPI_DATABASE_URL".into(), database_url.into());
+    map.insert("MAILAPI_REDIS_URL".into(), redis_url());
+    map.insert("MAILAPI_KEY_PREFIX".into(), prefix.into());
+    map.insert("MAILAPI_LISTEN".into(), "127.0.0.1:0".into());
+    map.insert("MAILAPI_TOKEN_CACHE_TTL_MS".into(), "200".into());
+    for (k, v) in overrides {
+        map.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_lookup(|k| map.get(k).cloned()).expect("test settings are valid")
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: PgPool,
+    pub database_url: String,
+    pub prefix: String,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub settings: Settings,
+}
+
+impl TestApp {
+    /// A new database and key prefix, and one API process serving them.
+    pub async fn spawn(overrides: &[(&str, &str)]) -> TestApp {
+        shared::install_crypto_provider();
+        require_redis().await;
+        let (database_url, db) = fresh_database().await;
+        let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        Self::spawn_on(database_url, db, prefix, overrides).await
+    }
+
+    /// Another API process sharing this one's database and Redis keys (a second replica).
+    pub async fn replica(&self) -> TestApp {
+        Self::spawn_on(
+            self.database_url.clone(),
+            self.db.clone(),
+            self.prefix.clone(),
+            &[],
+        )
+        .await
+    }
+
+    async fn spawn_on(
+        database_url: String,
+        db: PgPool,
+        prefix: String,
+        overrides: &[(&str, &str)],
+    ) -> TestApp {
+        let settings = settings(&database_url, &prefix, overrides);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let s = settings.clone();
+        let token = shutdown.clone();
+        tokio::spawn(async move { api::run(s, listener, token).await.expect("api runs") });
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let app = TestApp {
+            addr,
+            db,
+            database_url,
+            prefix,
+            http,
+            shutdown,
+            settings,
+        };
+        app.wait_until_up().await;
+        app
+    }
+
+    async fn wait_until_up(&self) {
+        for _ in 0..100 {
+            if self.http.get(self.url("/health")).send().await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("API did not come up");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        self.url(&format!("/api/v1{path}"))
+    }
+
+    pub async fn admin_token(&self) -> String {
+        let (secret, _) =
+            api::tokens::create_token(&self.db, TokenType::Admin, None, "test admin", None)
+                .await
+                .unwrap();
+        secret.expose().to_owned()
+    }
+
+    /// Inserts an active domain (or pending) and returns its id.
+    pub async fn domain(&self, domain: &str, active: bool) -> i64 {
+        sqlx::query_scalar("insert into domains (domain, active) values ($1, $2) returning id")
+            .bind(domain)
+            .bind(active)
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Inserts a mailbox and returns a user token bound to it.
+    pub async fn mailbox_with_token(&self, email: &str, domain_id: i64) -> String {
+        let local = email.split('@').next().unwrap();
+        sqlx::query("insert into mailboxes (domain_id, local_part, email, password_hash) values ($1, $2, $3, $4)")
+            .bind(domain_id)
+            .bind(local)
+            .bind(email)
+            .bind(shared::password::hash_password("password123"))
+            .execute(&self.db)
+            .await
+            .unwrap();
+        let (secret, _) =
+            api::tokens::create_token(&self.db, TokenType::User, Some(email), "user", None)
+                .await
+                .unwrap();
+        secret.expose().to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.api(path));
+        if let Some(t) = token {
+            req = req.header("X-MAILAPI-TOKEN", t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn post_json(
+        &self,
+        path: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.api(path))
+            .header("X-MAILAPI-TOKEN", token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn settings_secret_db(&self) -> String {
+        self.settings.database_url.expose_secret().to_owned()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Asserts the spec's error shape and code, and returns the body.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    let got = resp.status().as_u16();
+    let body: serde_json::Value = resp.json().await.expect("error body is JSON");
+    assert_eq!(got, status, "status for {body}");
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    body
+}
