@@ -6,6 +6,7 @@
 //! wraps axum's extractors so their rejections do too; [`tokens`] is token storage shared with the
 //! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does.
 
+pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod error;

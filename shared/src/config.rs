@@ -36,6 +36,9 @@ pub struct Settings {
     pub smtp: SmtpSettings,
     pub imap: ImapSettings,
     pub mta_log_path: PathBuf,
+    /// Domain of the VERP return path `bounces+<message>@<bounce_domain>`: bounce reports for
+    /// every message we send arrive in the `bounces` mailbox there.
+    pub bounce_domain: String,
     pub limits: Limits,
     pub worker: WorkerSettings,
 }
@@ -153,6 +156,7 @@ impl Settings {
             mta_log_path: PathBuf::from(
                 env.string("MAILAPI_MTA_LOG_PATH", "/var/log/mailapi/postfix.log"),
             ),
+            bounce_domain: env.string("MAILAPI_BOUNCE_DOMAIN", "bounces.mailapi.local"),
             limits: Limits {
                 requests_per_minute: env.parse("MAILAPI_RATE_LIMIT_PER_MINUTE", 100u32)?,
                 requests_per_hour: env.parse("MAILAPI_RATE_LIMIT_PER_HOUR", 1000u32)?,
@@ -202,6 +206,9 @@ impl Settings {
                 "MAILAPI_KEY_PREFIX",
                 "must be non-empty without braces or spaces",
             ));
+        }
+        if crate::address::DomainName::parse(&self.bounce_domain).is_err() {
+            return Err(bad("MAILAPI_BOUNCE_DOMAIN", "must be a domain name"));
         }
         if self.database_max_connections == 0 {
             return Err(bad(

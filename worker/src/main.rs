@@ -1,1 +1,37 @@
-fn main() {}
+use anyhow::Context as _;
+use clap::Parser;
+use shared::config::Settings;
+
+/// The Mail API worker: submits accepted messages over SMTP and tracks their delivery.
+/// Configuration comes from MAILAPI_* environment variables (see the README). Any number of
+/// workers may run at once against one Postgres and one Redis.
+#[derive(Parser)]
+#[command(name = "mailapi-worker", version, about)]
+struct Cli {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = Cli::parse();
+    let settings = Settings::from_env()?;
+    shared::telemetry::init(settings.log_format);
+    shared::install_crypto_provider();
+    let ctx = worker::context::WorkerContext::new(settings)?;
+    shared::db::migrate(&ctx.db)
+        .await
+        .context("applying migrations")?;
+    let shutdown = CancellationToken::new();
+    let signal = shutdown.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("stopping: no new jobs; finishing in-flight ones");
+        signal.cancel();
+    });
+    worker::run_until_stopped(ctx, shutdown).await
+}
+
+use tokio_util::sync::CancellationToken;

@@ -1,7 +1,15 @@
 //! The HTTP surface: one file per resource under `/api/v1`, plus health checks.
 
+pub mod domains;
+pub mod events;
 pub mod health;
+pub mod mail;
+pub mod mailbox;
+pub mod permissions;
+pub mod signup;
+pub mod suppressions;
 pub mod tokens;
+pub mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

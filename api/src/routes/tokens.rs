@@ -8,6 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::access::require_admin;
 use crate::auth::{Auth, TokenType};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
@@ -45,14 +46,6 @@ pub struct CreateToken {
     expires_at: Option<DateTime<Utc>>,
     #[serde(default)]
     expires_in_days: Option<u32>,
-}
-
-fn require_admin(p: &crate::auth::Principal) -> ApiResult<()> {
-    if p.is_admin() {
-        Ok(())
-    } else {
-        Err(ApiError::AccessDenied("Admin token required"))
-    }
 }
 
 /// `POST /tokens` (admin): mint an admin token, or a user token bound to one mailbox.

@@ -1,0 +1,115 @@
+//! Every permission decision goes through this module. A token sees what its type, its bound
+//! mailbox and its mailbox's per-domain grants allow, and nothing else.
+
+use sqlx::PgPool;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+
+/// The spec's permission table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Create, update, delete users in the domain.
+    ManageUsers,
+    /// View DNS config, verify records.
+    ManageDomains,
+    /// Read emails of any user in the domain.
+    ViewMailbox,
+    /// View delivery statistics.
+    ViewStats,
+    /// Send email as any user in the domain.
+    SendMail,
+}
+
+impl Permission {
+    pub const ALL: [Permission; 5] = [
+        Permission::ManageUsers,
+        Permission::ManageDomains,
+        Permission::ViewMailbox,
+        Permission::ViewStats,
+        Permission::SendMail,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ManageUsers => "manage_users",
+            Permission::ManageDomains => "manage_domains",
+            Permission::ViewMailbox => "view_mailbox",
+            Permission::ViewStats => "view_stats",
+            Permission::SendMail => "send_mail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// True when the token is an admin, or its mailbox holds `permission` on `domain`.
+pub async fn has_permission(
+    db: &PgPool,
+    p: &Principal,
+    permission: Permission,
+    domain: &str,
+) -> ApiResult<bool> {
+    if p.is_admin() {
+        return Ok(true);
+    }
+    let Some(mailbox) = &p.mailbox else {
+        return Ok(false);
+    };
+    let granted: bool = sqlx::query_scalar(
+        "select exists (
+            select 1 from permissions g join domains d on d.id = g.domain_id
+             where g.mailbox_id = $1 and d.domain = $2 and g.permission = $3)",
+    )
+    .bind(mailbox.id)
+    .bind(domain)
+    .bind(permission.as_str())
+    .fetch_one(db)
+    .await?;
+    Ok(granted)
+}
+
+/// `ACCESS_DENIED` unless the token is an admin or holds `permission` on `domain`.
+pub async fn require_permission(
+    db: &PgPool,
+    p: &Principal,
+    permission: Permission,
+    domain: &str,
+) -> ApiResult<()> {
+    if has_permission(db, p, permission, domain).await? {
+        Ok(())
+    } else {
+        Err(ApiError::AccessDenied(
+            "Token doesn't have access to resource",
+        ))
+    }
+}
+
+/// `ACCESS_DENIED` unless the token is an admin.
+pub fn require_admin(p: &Principal) -> ApiResult<()> {
+    if p.is_admin() {
+        Ok(())
+    } else {
+        Err(ApiError::AccessDenied("Admin token required"))
+    }
+}
+
+/// Reading a mailbox: its own user token, `view_mailbox` on its domain, or admin.
+pub async fn require_mailbox_access(db: &PgPool, p: &Principal, email: &str) -> ApiResult<()> {
+    if p.email() == Some(email) {
+        return Ok(());
+    }
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    require_permission(db, p, Permission::ViewMailbox, domain).await
+}
+
+/// Sending as `from`: its own mailbox, `send_mail` on its domain, or admin.
+pub async fn may_send_as(db: &PgPool, p: &Principal, from: &str) -> ApiResult<bool> {
+    if p.is_admin() || p.email() == Some(from) {
+        return Ok(true);
+    }
+    let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    has_permission(db, p, Permission::SendMail, domain).await
+}

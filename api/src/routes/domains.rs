@@ -1,0 +1,9 @@
+//! `/domains/... pending, approve, DNS records`.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,9 @@
+//! `GET /mail/{id}/events`.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

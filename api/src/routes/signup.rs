@@ -1,0 +1,9 @@
+//! `POST /auth/signup (no token)`.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}

@@ -1,0 +1,9 @@
+//! `/domains/{domain}/users mailbox management`.
+
+use axum::Router;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+}
