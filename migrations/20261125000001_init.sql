@@ -113,6 +113,9 @@ create table messages (
     -- Set when an SMTP transaction for this message began and cleared when its outcome is
     -- recorded: a message found claimed-and-started after a crash may already be at the MTA.
     send_started_at timestamptz,
+    -- Last time the message was put on the stream; the reconciler re-adds a due message whose
+    -- entry is older than MAILAPI_RECONCILE_AFTER_SECS (lost stream, dead worker, retry due).
+    enqueued_at     timestamptz,
     last_error      text,
     created_at      timestamptz not null default now(),
     submitted_at    timestamptz,
@@ -180,6 +183,37 @@ create table idempotency_keys (
     constraint idempotency_keys_pkey primary key (token_id, idempotency_key)
 );
 create index idempotency_keys_expires_at_idx on idempotency_keys (expires_at);
+
+-- Addresses that hard-bounced, per sending domain: later sends to them are marked
+-- `suppressed` without contacting the MTA.
+create table suppressions (
+    id         bigserial primary key,
+    domain     text        not null,
+    email      text        not null,
+    reason     text        not null,
+    source     text        not null default 'bounce',
+    dsn_code   text,
+    message_id uuid references messages (id) on delete set null,
+    created_at timestamptz not null default now(),
+    constraint suppressions_domain_email_key unique (domain, email),
+    constraint suppressions_source_check check (source in ('bounce', 'manual'))
+);
+
+-- Mail arriving at our mailboxes (accepted by LMTP delivery, or refused by smtpd), for the
+-- domain statistics' inbound figures.
+create table inbound_events (
+    id            bigserial primary key,
+    domain        text        not null,
+    recipient     text        not null,
+    sender        text,
+    sender_domain text,
+    status        text        not null,
+    queue_id      text,
+    evidence      text,
+    occurred_at   timestamptz not null default now(),
+    constraint inbound_events_status_check check (status in ('accepted', 'rejected', 'spam'))
+);
+create index inbound_events_domain_occurred_idx on inbound_events (domain, occurred_at);
 
 -- Where the delivery-log follower is in each MTA log (file identity and byte offset).
 create table log_positions (

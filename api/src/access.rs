@@ -113,3 +113,27 @@ pub async fn may_send_as(db: &PgPool, p: &Principal, from: &str) -> ApiResult<bo
     let domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     has_permission(db, p, Permission::SendMail, domain).await
 }
+
+/// Seeing a sent message (status, events): admin; or a user token when the message was sent
+/// from its own mailbox or with this very token. Anything else is `MESSAGE_NOT_FOUND`, exactly
+/// as for an id that does not exist.
+pub async fn require_message_access(
+    db: &PgPool,
+    p: &Principal,
+    message_id: uuid::Uuid,
+) -> ApiResult<()> {
+    let row: Option<(String, Option<i64>)> =
+        sqlx::query_as("select from_email, token_id from messages where id = $1")
+            .bind(message_id)
+            .fetch_optional(db)
+            .await?;
+    match row {
+        Some(_) if p.is_admin() => Ok(()),
+        Some((from, token_id))
+            if p.email() == Some(from.as_str()) || token_id == Some(p.token_id) =>
+        {
+            Ok(())
+        }
+        _ => Err(ApiError::MessageNotFound),
+    }
+}
