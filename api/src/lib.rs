@@ -13,6 +13,7 @@ pub mod error;
 pub mod extract;
 pub mod ratelimit;
 pub mod routes;
+pub mod send;
 pub mod state;
 pub mod time;
 pub mod tokens;

@@ -1,9 +1,258 @@
-//! `POST /mail/send, GET /mail/{id}/status, GET /mail/sent`.
+//! `POST /mail/send`, `GET /mail/{message_id}/status`, `GET /mail/sent`.
 
+use axum::Json as JsonResponse;
 use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use shared::jobs::SendJob;
+use shared::outgoing::rfc_message_id;
+use uuid::Uuid;
 
+use crate::access::{may_send_as, require_message_access};
+use crate::auth::{Auth, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query, parse_json};
+use crate::routes::tokens::Page;
+use crate::send::idempotency::{self, IdempotencyKey, Previous};
+use crate::send::request::SendRequest;
+use crate::send::store::{self, NewMessage};
+use crate::send::enqueue::enqueue;
 use crate::state::AppState;
+use crate::time;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/mail/send", post(send))
+        .route("/mail/sent", get(sent))
+        .route("/mail/{message_id}/status", get(status))
+}
+
+/// Room left for the headers the worker adds (DKIM-Signature, Received) when comparing a
+/// message's size with the MTA's limit.
+const HEADER_ALLOWANCE: usize = 4096;
+
+/// `POST /mail/send`: 202 once the message is committed to Postgres.
+async fn send(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let key = IdempotencyKey::from_headers(&headers, &body)?;
+    let request: SendRequest = parse_json(&body)?;
+    let message = request.validate(state.settings.limits.max_recipients)?;
+
+    let from = &message.from.email;
+    let from_domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let active: Option<bool> = sqlx::query_scalar("select active from domains where domain = $1")
+        .bind(from_domain)
+        .fetch_optional(&state.db)
+        .await?;
+    if active != Some(true) {
+        return Err(ApiError::DomainNotAllowed(format!(
+            "Sender domain {from_domain} is not an active domain of this server"
+        )));
+    }
+    if !may_send_as(&state.db, &p, from).await? {
+        return Err(ApiError::SenderNotAuthorized(format!(
+            "This token cannot send as {from}"
+        )));
+    }
+
+    let id = Uuid::now_v7();
+    let rfc_id = rfc_message_id(id, from_domain);
+    let mime = message
+        .build(&rfc_id, Utc::now())
+        .map_err(|e| ApiError::validation("body", e.to_string()))?;
+    let size = mime.formatted().len();
+    let limit = state.settings.smtp.max_message_bytes;
+    if size + HEADER_ALLOWANCE > limit {
+        return Err(ApiError::invalid(
+            "MESSAGE_TOO_LARGE",
+            Some("attachments".to_owned()),
+            format!(
+                "The encoded message would be {size} bytes; the mail server accepts at most {} bytes",
+                limit.saturating_sub(HEADER_ALLOWANCE)
+            ),
+        ));
+    }
+
+    let recipient_count = message.recipients().count();
+    let mut tx = state.db.begin().await?;
+    if let Some(key) = &key {
+        if let Previous::Replay(stored) = idempotency::check(&mut tx, key, p.token_id).await? {
+            tx.rollback().await?;
+            return Ok((StatusCode::ACCEPTED, JsonResponse(stored)));
+        }
+    }
+    let new = NewMessage {
+        id,
+        token_id: p.token_id,
+        rfc_message_id: rfc_id,
+        message: &message,
+        size_bytes: size,
+    };
+    let status = store::insert_message(&mut tx, &new).await?;
+    let response = store::accepted_response(id, status, recipient_count);
+    if let Some(key) = &key {
+        let expires = Utc::now()
+            + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
+                .unwrap_or(chrono::Duration::hours(24));
+        store::insert_idempotency(&mut tx, key, p.token_id, id, &response, expires).await?;
+    }
+    tx.commit().await?;
+
+    if status == "pending" {
+        enqueue(
+            &state,
+            &SendJob {
+                message_id: id,
+                traceparent: None,
+            },
+        )
+        .await;
+    }
+    Ok((StatusCode::ACCEPTED, JsonResponse(response)))
+}
+
+#[derive(sqlx::FromRow)]
+struct MessageRow {
+    status: String,
+    created_at: DateTime<Utc>,
+    submitted_at: Option<DateTime<Utc>>,
+    queue_id: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RecipientRow {
+    email: String,
+    kind: String,
+    status: String,
+    dsn_code: Option<String>,
+    smtp_response: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /mail/{message_id}/status`. A message the token may not see is `MESSAGE_NOT_FOUND`,
+/// exactly like an id that does not exist (also a malformed id).
+async fn status(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(raw_id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::MessageNotFound)?;
+    require_message_access(&state.db, &p, id).await?;
+    let m: MessageRow = sqlx::query_as(
+        "select status, created_at, submitted_at, queue_id from messages where id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&state.db)
+    .await?
+    .ok_or(ApiError::MessageNotFound)?;
+    let recipients: Vec<RecipientRow> = sqlx::query_as(
+        "select email, kind, status, dsn_code, smtp_response, delivered_at
+           from recipients where message_id = $1 order by id",
+    )
+    .bind(id)
+    .fetch_all(&state.db)
+    .await?;
+    let recipients: Vec<Value> = recipients
+        .into_iter()
+        .map(|r| {
+            json!({
+                "email": r.email,
+                "type": r.kind,
+                "status": r.status,
+                "dsn_code": r.dsn_code,
+                "smtp_response": r.smtp_response,
+                "delivered_at": r.delivered_at.map(|t| time::format(&t)),
+            })
+        })
+        .collect();
+    Ok(JsonResponse(json!({
+        "success": true,
+        "message_id": id,
+        "status": m.status,
+        "queue_id": m.queue_id,
+        "created_at": time::format(&m.created_at),
+        "submitted_at": m.submitted_at.map(|t| time::format(&t)),
+        "recipients": recipients,
+    })))
+}
+
+#[derive(sqlx::FromRow)]
+struct SentRow {
+    id: Uuid,
+    from_email: String,
+    to_emails: Vec<String>,
+    subject: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    submitted_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /mail/sent`: newest first. Admin tokens see every message; a user token sees messages
+/// sent from its mailbox or with itself (the same rule as the status endpoint).
+async fn sent(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Query(page): Query<Page>,
+) -> ApiResult<impl IntoResponse> {
+    let (limit, offset) = page.resolve()?;
+    let (scope_email, scope_token) = scope(&p);
+    let filter = "($1::text is null or m.from_email = $1 or m.token_id = $2)";
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select count(*) from messages m where {filter}"
+    )))
+    .bind(&scope_email)
+    .bind(scope_token)
+    .fetch_one(&state.db)
+    .await?;
+    let rows: Vec<SentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select m.id, m.from_email, m.subject, m.status, m.created_at, m.submitted_at,
+                coalesce(array(select r.email from recipients r
+                                where r.message_id = m.id and r.kind = 'to' order by r.id),
+                         '{{}}') as to_emails
+           from messages m
+          where {filter}
+          order by m.created_at desc, m.id desc
+          limit $3 offset $4"
+    )))
+    .bind(scope_email)
+    .bind(scope_token)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&state.db)
+    .await?;
+    let messages: Vec<Value> = rows
+        .into_iter()
+        .map(|m| {
+            json!({
+                "message_id": m.id,
+                "from": m.from_email,
+                "to": m.to_emails,
+                "subject": m.subject,
+                "status": m.status,
+                "created_at": time::format(&m.created_at),
+                "submitted_at": m.submitted_at.map(|t| time::format(&t)),
+            })
+        })
+        .collect();
+    Ok(JsonResponse(
+        json!({ "success": true, "total": total, "messages": messages }),
+    ))
+}
+
+/// `(None, _)` for admins (everything); otherwise the mailbox and the token a user sees.
+fn scope(p: &Principal) -> (Option<String>, i64) {
+    if p.is_admin() {
+        (None, p.token_id)
+    } else {
+        (Some(p.email().unwrap_or_default().to_owned()), p.token_id)
+    }
 }

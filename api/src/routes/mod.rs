@@ -16,7 +16,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth;
@@ -24,10 +24,16 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    // Each resource module owns its routes; all of them sit behind token authentication.
     let authenticated = Router::new()
-        .route("/tokens/me", get(tokens::me))
-        .route("/tokens", get(tokens::list).post(tokens::create))
-        .route("/tokens/{id}", delete(tokens::revoke))
+        .merge(tokens::router())
+        .merge(mail::router())
+        .merge(events::router())
+        .merge(mailbox::router())
+        .merge(domains::router())
+        .merge(users::router())
+        .merge(permissions::router())
+        .merge(suppressions::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -37,7 +43,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
-        .nest("/api/v1", authenticated)
+        .nest("/api/v1", authenticated.merge(signup::router()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -1,6 +1,8 @@
 //! `/api/v1/tokens`: the caller's own token (`/me`, per spec), and admin management.
 
 use axum::Json as JsonResponse;
+use axum::Router;
+use axum::routing::{delete, get};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -14,6 +16,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
 use crate::state::AppState;
 use crate::tokens::{self, CreateTokenError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/tokens/me", get(me))
+        .route("/tokens", get(list).post(create))
+        .route("/tokens/{id}", delete(revoke))
+}
 
 /// `GET /tokens/me`: the spec's fields, plus `success` so clients that check it uniformly work.
 pub async fn me(State(state): State<AppState>, Auth(p): Auth) -> impl IntoResponse {

@@ -103,6 +103,21 @@ impl TestApp {
         Self::spawn_on(database_url, db, prefix, overrides).await
     }
 
+    /// An API process on the main `mailapi` database, the one Postfix and Dovecot read: for
+    /// tests that need mail to reach a mailbox we create. Such tests must use their own unique
+    /// domain (e.g. `<uuid>.test`) and delete it at the end, because the database is shared.
+    pub async fn spawn_main_db(overrides: &[(&str, &str)]) -> TestApp {
+        shared::install_crypto_provider();
+        require_redis().await;
+        let url = base_database_url();
+        let db = PgPool::connect(&url).await.unwrap_or_else(|e| {
+            panic!("cannot reach Postgres at MAILAPI_DATABASE_URL ({e}); run `deploy/infra-up.sh` and source /etc/mailapi/mailapi.env")
+        });
+        shared::MIGRATOR.run(&db).await.expect("migrations apply");
+        let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
+        Self::spawn_on(url, db, prefix, overrides).await
+    }
+
     /// Another API process sharing this one's database and Redis keys (a second replica).
     pub async fn replica(&self) -> TestApp {
         Self::spawn_on(

@@ -1,0 +1,12 @@
+//! Accepting a message: validate the request, store it in one transaction, then wake a worker
+//! through the Redis stream.
+//!
+//! Layout: [`request`] is the wire format and its conversion into a validated
+//! [`shared::outgoing::OutgoingMessage`]; [`store`] writes the message, its recipients, its
+//! first event and the idempotency record; [`idempotency`] replays or refuses repeated keys;
+//! [`enqueue`] adds the stream entry.
+
+pub mod enqueue;
+pub mod idempotency;
+pub mod request;
+pub mod store;

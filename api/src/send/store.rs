@@ -1,0 +1,155 @@
+//! Writes an accepted message in one transaction: the message, one row per recipient, the
+//! `accepted` event and (when the client sent one) the idempotency record. Either all of it is
+//! committed or none of it is, so a 202 always has a complete message behind it.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use shared::outgoing::OutgoingMessage;
+use sqlx::{PgConnection, Postgres, Transaction};
+use uuid::Uuid;
+
+use super::idempotency::IdempotencyKey;
+
+/// A validated message ready to be stored.
+pub struct NewMessage<'a> {
+    pub id: Uuid,
+    pub token_id: i64,
+    pub rfc_message_id: String,
+    pub message: &'a OutgoingMessage,
+    pub size_bytes: usize,
+}
+
+/// What `POST /mail/send` answers; stored with the idempotency key so a replay is identical.
+pub fn accepted_response(id: Uuid, status: &str, recipient_count: usize) -> Value {
+    json!({
+        "success": true,
+        "message_id": id,
+        "status": status,
+        "queue_id": null,
+        "recipient_count": recipient_count,
+    })
+}
+
+/// Inserts the message and its recipients. Recipients on the sending domain's suppression list
+/// are stored as `suppressed` and never reach the MTA; when every recipient is suppressed the
+/// message is `failed` at once and needs no worker. Returns the message's status.
+pub async fn insert_message(
+    tx: &mut Transaction<'_, Postgres>,
+    m: &NewMessage<'_>,
+) -> Result<&'static str, sqlx::Error> {
+    let msg = m.message;
+    let from_domain = msg
+        .from
+        .email
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or_default();
+    let (mut emails, mut domains, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
+    for (kind, r) in msg.recipients() {
+        emails.push(r.email.clone());
+        domains.push(
+            r.email
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_owned())
+                .unwrap_or_default(),
+        );
+        kinds.push(kind);
+    }
+    let suppressed: Vec<String> = sqlx::query_scalar(
+        "select email from suppressions where domain = $1 and email = any($2)",
+    )
+    .bind(from_domain)
+    .bind(&emails)
+    .fetch_all(&mut **tx)
+    .await?;
+    let status = if suppressed.len() == emails.len() {
+        "failed"
+    } else {
+        "pending"
+    };
+    let payload = serde_json::to_value(msg).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "insert into messages (id, token_id, from_email, from_domain, subject, status,
+                               rfc_message_id, payload, size_bytes, enqueued_at, last_error,
+                               completed_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(),
+                 case when $6 = 'failed' then 'every recipient is on the suppression list' end,
+                 case when $6 = 'failed' then now() end)",
+    )
+    .bind(m.id)
+    .bind(m.token_id)
+    .bind(&msg.from.email)
+    .bind(from_domain)
+    .bind(&msg.subject)
+    .bind(status)
+    .bind(&m.rfc_message_id)
+    .bind(payload)
+    .bind(i32::try_from(m.size_bytes).unwrap_or(i32::MAX))
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "insert into recipients (message_id, email, domain, kind, status, smtp_response)
+         select $1, e, d, k,
+                case when e = any($5) then 'suppressed' else 'pending' end,
+                case when e = any($5) then 'address is on the suppression list' end
+           from unnest($2::text[], $3::text[], $4::text[]) as u(e, d, k)",
+    )
+    .bind(m.id)
+    .bind(&emails)
+    .bind(&domains)
+    .bind(&kinds)
+    .bind(&suppressed)
+    .execute(&mut **tx)
+    .await?;
+    record_accepted_events(tx, m.id, &suppressed).await?;
+    Ok(status)
+}
+
+async fn record_accepted_events(
+    conn: &mut PgConnection,
+    id: Uuid,
+    suppressed: &[String],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into delivery_events (message_id, recipient_id, event, status, smtp_response, source)
+         select $1, null, 'accepted', 'pending', null, 'api'
+         union all
+         select $1, r.id, 'suppressed', 'suppressed', r.smtp_response, 'api'
+           from recipients r where r.message_id = $1 and r.email = any($2)",
+    )
+    .bind(id)
+    .bind(suppressed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the response for an idempotency key (inside the message's transaction).
+pub async fn insert_idempotency(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &IdempotencyKey,
+    token_id: i64,
+    message_id: Uuid,
+    response: &Value,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into idempotency_keys (token_id, idempotency_key, request_hash, message_id,
+                                       response_status, response_body, expires_at)
+         values ($1, $2, $3, $4, 202, $5, $6)
+         on conflict (token_id, idempotency_key) do update
+            set request_hash = excluded.request_hash, message_id = excluded.message_id,
+                response_status = excluded.response_status,
+                response_body = excluded.response_body, created_at = now(),
+                expires_at = excluded.expires_at",
+    )
+    .bind(token_id)
+    .bind(key.as_str())
+    .bind(&key.request_hash[..])
+    .bind(message_id)
+    .bind(response)
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
