@@ -1,0 +1,270 @@
+//! The Postgres side of sending: claiming a message (the one conditional update that decides
+//! which worker sends it), and recording each outcome before the stream entry is acknowledged.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use shared::outgoing::OutgoingMessage;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A message this worker now holds until `claimed_until`.
+#[derive(Debug)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub message: OutgoingMessage,
+    pub rfc_message_id: String,
+    pub created_at: DateTime<Utc>,
+    pub from_domain: String,
+    pub attempts: i32,
+    /// When an earlier attempt's SMTP transaction began without its outcome being recorded:
+    /// that attempt may have reached the MTA.
+    pub previous_send_started: Option<DateTime<Utc>>,
+    /// Envelope recipients (suppressed ones excluded).
+    pub recipients: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    payload: serde_json::Value,
+    rfc_message_id: String,
+    created_at: DateTime<Utc>,
+    from_domain: String,
+    attempts: i32,
+    previous_send_started: Option<DateTime<Utc>>,
+    recipients: Vec<String>,
+}
+
+/// Claims `id` for `worker` if it is pending, due and not held by a live claim. `None` means
+/// there is nothing to do for this entry (sent already, held elsewhere, or not yet due).
+pub async fn claim(
+    db: &PgPool,
+    id: Uuid,
+    worker: &str,
+    hold: Duration,
+) -> anyhow::Result<Option<Claimed>> {
+    let row: Option<ClaimRow> = sqlx::query_as(
+        "with old as (
+            select id, send_started_at from messages
+             where id = $1 and status = 'pending' and next_attempt_at <= now()
+               and (claimed_until is null or claimed_until < now())
+             for update skip locked)
+         update messages m
+            set claimed_by = $2, claimed_until = now() + make_interval(secs => $3),
+                attempts = m.attempts + 1, send_started_at = now(), updated_at = now()
+           from old
+          where m.id = old.id
+         returning m.payload, m.rfc_message_id, m.created_at, m.from_domain, m.attempts,
+                   old.send_started_at as previous_send_started,
+                   array(select r.email from recipients r
+                          where r.message_id = m.id and r.status <> 'suppressed'
+                          order by r.id) as recipients",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(hold.as_secs_f64())
+    .fetch_optional(db)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    let message: OutgoingMessage = serde_json::from_value(row.payload)?;
+    Ok(Some(Claimed {
+        id,
+        message,
+        rfc_message_id: row.rfc_message_id,
+        created_at: row.created_at,
+        from_domain: row.from_domain,
+        attempts: row.attempts,
+        previous_send_started: row.previous_send_started,
+        recipients: row.recipients,
+    }))
+}
+
+/// What the delivery log says about an earlier attempt of a message.
+pub enum LogVerdict {
+    /// The MTA queued it under this id: record that instead of sending again.
+    Queued(String),
+    /// The follower has read the log past the attempt and did not see it: safe to send.
+    NotQueued,
+    /// The follower has not caught up yet: look again later.
+    Unknown,
+}
+
+/// Longest we wait for the log follower before sending anyway (a follower that is down for
+/// longer than this reopens the documented duplicate window; see docs/DELIVERY.md).
+const MAX_LOG_WAIT: Duration = Duration::from_secs(300);
+/// Margin after an attempt began before the follower's progress is trusted to cover it.
+const LOG_MARGIN_SECS: i64 = 3;
+
+pub async fn check_log(
+    db: &PgPool,
+    rfc_message_id: &str,
+    attempt_started: DateTime<Utc>,
+) -> anyhow::Result<LogVerdict> {
+    let queued: Option<String> = sqlx::query_scalar(
+        "select queue_id from mta_queue_entries
+          where rfc_message_id = $1 and committed order by created_at limit 1",
+    )
+    .bind(rfc_message_id)
+    .fetch_optional(db)
+    .await?;
+    if let Some(q) = queued {
+        return Ok(LogVerdict::Queued(q));
+    }
+    let follower_seen: Option<DateTime<Utc>> =
+        sqlx::query_scalar("select max(updated_at) from log_positions")
+            .fetch_one(db)
+            .await?;
+    let covered = attempt_started + chrono::Duration::seconds(LOG_MARGIN_SECS);
+    let waited_out = Utc::now() - attempt_started
+        > chrono::Duration::from_std(MAX_LOG_WAIT).unwrap_or_default();
+    Ok(match follower_seen {
+        Some(seen) if seen >= covered => LogVerdict::NotQueued,
+        _ if waited_out => LogVerdict::NotQueued,
+        _ => LogVerdict::Unknown,
+    })
+}
+
+/// Gives the claim back without counting an attempt (shutdown, or waiting for the log).
+pub async fn release(
+    db: &PgPool,
+    c: &Claimed,
+    worker: &str,
+    retry_in: Duration,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "update messages
+            set claimed_by = null, claimed_until = null, attempts = greatest(attempts - 1, 0),
+                send_started_at = $3, enqueued_at = null,
+                next_attempt_at = now() + make_interval(secs => $4), updated_at = now()
+          where id = $1 and claimed_by = $2",
+    )
+    .bind(c.id)
+    .bind(worker)
+    .bind(c.previous_send_started)
+    .bind(retry_in.as_secs_f64())
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The MTA queued the message: `submitted`, with its queue id and the reply as evidence.
+pub async fn record_submitted(
+    db: &PgPool,
+    id: Uuid,
+    worker: &str,
+    queue_id: Option<&str>,
+    evidence: &str,
+) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query(
+        "update messages
+            set status = case when status = 'pending' then 'submitted' else status end,
+                queue_id = coalesce($3, queue_id), submitted_at = coalesce(submitted_at, now()),
+                claimed_by = null, claimed_until = null, send_started_at = null,
+                last_error = null, updated_at = now()
+          where id = $1 and claimed_by = $2",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(queue_id)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        sqlx::query(
+            "insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
+             values ($1, 'submitted', 'submitted', $2, 'worker', $3)",
+        )
+        .bind(id)
+        .bind(evidence)
+        .bind(queue_id.map(|q| format!("queue id {q}")))
+        .execute(&mut *tx)
+        .await?;
+        // The delivery log may have settled every recipient before this commit.
+        shared::delivery::rollup_message(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A transient failure: try again after `delay`. `maybe_queued` keeps the attempt's start so the
+/// next attempt checks the delivery log first.
+pub async fn record_retry(
+    db: &PgPool,
+    id: Uuid,
+    worker: &str,
+    delay: Duration,
+    error: &str,
+    maybe_queued: bool,
+) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "update messages
+            set claimed_by = null, claimed_until = null, enqueued_at = null,
+                send_started_at = case when $5 then send_started_at end,
+                next_attempt_at = now() + make_interval(secs => $3), last_error = $4,
+                updated_at = now()
+          where id = $1 and claimed_by = $2",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(delay.as_secs_f64())
+    .bind(error)
+    .bind(maybe_queued)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query(
+        "insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
+         values ($1, 'retry', 'pending', $2, 'worker', $3)",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(format!("next attempt in {} s", delay.as_secs()))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Submission failed for good (5xx, retries exhausted, or a message that cannot be built): the
+/// message and every recipient still pending are `failed`, with the reason.
+pub async fn record_failed(
+    db: &PgPool,
+    id: Uuid,
+    worker: &str,
+    reason: &str,
+    dsn: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let updated = sqlx::query(
+        "update messages
+            set status = 'failed', claimed_by = null, claimed_until = null, send_started_at = null,
+                last_error = $3, completed_at = now(), updated_at = now()
+          where id = $1 and claimed_by = $2",
+    )
+    .bind(id)
+    .bind(worker)
+    .bind(reason)
+    .execute(&mut *tx)
+    .await?;
+    if updated.rows_affected() == 1 {
+        sqlx::query(
+            "with failed as (
+                update recipients set status = 'failed', dsn_code = $3, smtp_response = $2,
+                       updated_at = now()
+                 where message_id = $1 and status = 'pending'
+                returning id)
+             insert into delivery_events (message_id, recipient_id, event, status, dsn_code,
+                                          smtp_response, source)
+             select $1, id, 'failed', 'failed', $3, $2, 'worker' from failed
+             union all
+             select $1, null, 'failed', 'failed', $3, $2, 'worker'",
+        )
+        .bind(id)
+        .bind(reason)
+        .bind(dsn)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! The reconciler: puts back on the stream every message that is due but has no live stream
+//! entry (the API's `XADD` failed, Redis lost the stream, a retry became due, or a worker died
+//! holding a claim). `for update skip locked` lets every worker run it without two of them
+//! re-adding the same message.
+
+use std::time::Duration;
+
+use shared::jobs::SendJob;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::context::WorkerContext;
+use crate::stream::SendStream;
+
+const BATCH: i64 = 500;
+const TICK: Duration = Duration::from_secs(1);
+
+/// One pass; returns how many messages were re-added.
+pub async fn reconcile_once(ctx: &WorkerContext, stream: &SendStream) -> anyhow::Result<usize> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "update messages set enqueued_at = now()
+          where id in (
+                select id from messages
+                 where status = 'pending' and next_attempt_at <= now()
+                   and (claimed_until is null or claimed_until < now())
+                   and (enqueued_at is null or enqueued_at < now() - make_interval(secs => $1))
+                 order by next_attempt_at
+                 limit $2
+                 for update skip locked)
+         returning id",
+    )
+    .bind(ctx.settings.worker.reconcile_after.as_secs_f64())
+    .bind(BATCH)
+    .fetch_all(&ctx.db)
+    .await?;
+    let jobs: Vec<SendJob> = ids
+        .iter()
+        .map(|&message_id| SendJob {
+            message_id,
+            traceparent: None,
+        })
+        .collect();
+    // If this fails the rows keep their new enqueued_at and are retried after
+    // MAILAPI_RECONCILE_AFTER_SECS: nothing is lost, only delayed.
+    stream.add(&jobs).await?;
+    Ok(jobs.len())
+}
+
+pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let stream = SendStream::new(
+        ctx.redis.clone(),
+        ctx.keys.send_stream(),
+        ctx.settings.worker.consumer_name.clone(),
+    );
+    loop {
+        match reconcile_once(&ctx, &stream).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(count = n, "re-enqueued due messages"),
+            Err(e) => tracing::warn!(error = format!("{e:#}"), "reconciler pass failed"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(TICK) => {}
+        }
+    }
+}

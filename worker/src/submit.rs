@@ -1,0 +1,270 @@
+//! The send loop: read the stream, claim each message in Postgres, build and sign its MIME,
+//! submit it over SMTP, record the outcome, and only then acknowledge the entry.
+//!
+//! [`Submitter::process`] is the step function (one job, one outcome); [`run`] feeds it from
+//! the stream with bounded concurrency and stops reading on shutdown while in-flight
+//! submissions finish.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use shared::jobs::SendJob;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::claim::{self, Claimed, LogVerdict};
+use crate::context::WorkerContext;
+use crate::dkim::DkimKeys;
+use crate::smtp::{Smtp, SubmitFailure};
+use crate::stream::{Entry, SendStream};
+
+/// What happened to one job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The MTA queued it (now, or an earlier attempt that the delivery log proves).
+    Submitted,
+    /// Transient failure; the reconciler re-adds it when the retry is due.
+    RetryScheduled,
+    /// Failed for good.
+    Failed,
+    /// Nothing to do: already handled, held by another worker, or not due.
+    Skipped,
+    /// An earlier attempt may have reached the MTA and the log has not told us yet.
+    AwaitingLog,
+}
+
+pub struct Submitter {
+    ctx: WorkerContext,
+    smtp: Smtp,
+    dkim: DkimKeys,
+}
+
+/// How long to wait for the log follower before looking again.
+const LOG_RECHECK: Duration = Duration::from_secs(5);
+
+impl Submitter {
+    pub fn new(ctx: WorkerContext) -> Self {
+        let smtp = Smtp::new(&ctx.settings.smtp);
+        Self {
+            ctx,
+            smtp,
+            dkim: DkimKeys::default(),
+        }
+    }
+
+    fn worker(&self) -> &str {
+        &self.ctx.settings.worker.consumer_name
+    }
+
+    /// Handles one job to an outcome that is committed in Postgres.
+    pub async fn process(&self, job: &SendJob) -> anyhow::Result<Outcome> {
+        let db = &self.ctx.db;
+        let hold = self.ctx.settings.claim_duration();
+        let Some(c) = claim::claim(db, job.message_id, self.worker(), hold).await? else {
+            return Ok(Outcome::Skipped);
+        };
+        if let Some(started) = c.previous_send_started {
+            match claim::check_log(db, &c.rfc_message_id, started).await? {
+                LogVerdict::Queued(queue_id) => {
+                    tracing::warn!(message_id = %c.id, %queue_id,
+                        "an earlier attempt reached the MTA; recording it instead of sending again");
+                    claim::record_submitted(
+                        db,
+                        c.id,
+                        self.worker(),
+                        Some(&queue_id),
+                        "queued by an earlier attempt (found in the MTA log)",
+                    )
+                    .await?;
+                    return Ok(Outcome::Submitted);
+                }
+                LogVerdict::Unknown => {
+                    claim::release(db, &c, self.worker(), LOG_RECHECK).await?;
+                    return Ok(Outcome::AwaitingLog);
+                }
+                LogVerdict::NotQueued => {}
+            }
+        }
+        match self.prepare(&c).await {
+            Ok((envelope, bytes)) => self.submit(&c, &envelope, &bytes).await,
+            Err(e) => {
+                let reason = format!("message could not be built: {e:#}");
+                claim::record_failed(db, c.id, self.worker(), &reason, None).await?;
+                Ok(Outcome::Failed)
+            }
+        }
+    }
+
+    /// The signed bytes and the VERP envelope (`bounces+<message>@<bounce domain>`).
+    async fn prepare(&self, c: &Claimed) -> anyhow::Result<(lettre::address::Envelope, Vec<u8>)> {
+        if c.recipients.is_empty() {
+            anyhow::bail!("no recipient left to send to");
+        }
+        let mut mime = c.message.build(&c.rfc_message_id, c.created_at)?;
+        if let Some(dkim) = self.dkim.for_domain(&self.ctx.db, &c.from_domain).await? {
+            mime.sign(&dkim);
+        }
+        let return_path = format!(
+            "bounces+{}@{}",
+            c.id.simple(),
+            self.ctx.settings.bounce_domain
+        );
+        let envelope = c.message.envelope(&return_path, Some(&c.recipients))?;
+        Ok((envelope, mime.formatted()))
+    }
+
+    async fn submit(
+        &self,
+        c: &Claimed,
+        envelope: &lettre::address::Envelope,
+        bytes: &[u8],
+    ) -> anyhow::Result<Outcome> {
+        let db = &self.ctx.db;
+        let started = std::time::Instant::now();
+        let result = self.smtp.submit(envelope, bytes).await;
+        tracing::debug!(message_id = %c.id, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "smtp submission");
+        match result {
+            Ok(accepted) => {
+                claim::record_submitted(
+                    db,
+                    c.id,
+                    self.worker(),
+                    accepted.queue_id.as_deref(),
+                    &accepted.reply,
+                )
+                .await?;
+                Ok(Outcome::Submitted)
+            }
+            Err(SubmitFailure::Permanent { reply, dsn }) => {
+                claim::record_failed(db, c.id, self.worker(), &reply, dsn.as_deref()).await?;
+                Ok(Outcome::Failed)
+            }
+            Err(failure) => {
+                let schedule = &self.ctx.settings.worker.retry_schedule;
+                let done = usize::try_from(c.attempts).unwrap_or(usize::MAX);
+                let maybe_queued = matches!(failure, SubmitFailure::Ambiguous(_));
+                match schedule.get(done.saturating_sub(1)) {
+                    Some(delay) => {
+                        let delay = with_jitter(*delay);
+                        tracing::info!(message_id = %c.id, attempt = c.attempts, error = failure.text(), retry_in_s = delay.as_secs(), "transient SMTP failure");
+                        claim::record_retry(
+                            db,
+                            c.id,
+                            self.worker(),
+                            delay,
+                            failure.text(),
+                            maybe_queued,
+                        )
+                        .await?;
+                        Ok(Outcome::RetryScheduled)
+                    }
+                    None => {
+                        let reason = format!(
+                            "gave up after {} attempts; last error: {}",
+                            c.attempts,
+                            failure.text()
+                        );
+                        claim::record_failed(db, c.id, self.worker(), &reason, None).await?;
+                        Ok(Outcome::Failed)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// ±20 % so that messages failing together do not retry in lockstep.
+fn with_jitter(d: Duration) -> Duration {
+    let factor = rand::rng().random_range(0.8..1.2);
+    d.mul_f64(factor)
+}
+
+/// Reads the stream until `shutdown`, processing entries with at most `concurrency` in flight,
+/// and takes over entries dead consumers left behind. In-flight submissions finish before it
+/// returns; their entries are acknowledged once their outcome is committed.
+pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let stream = SendStream::new(
+        ctx.redis.clone(),
+        ctx.keys.send_stream(),
+        ctx.settings.worker.consumer_name.clone(),
+    );
+    stream.ensure_group().await?;
+    let concurrency = ctx.settings.worker.concurrency;
+    let reclaim_idle = ctx.settings.worker.reclaim_idle;
+    let submitter = Arc::new(Submitter::new(ctx));
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut tasks = JoinSet::new();
+    let mut last_autoclaim = tokio::time::Instant::now() - reclaim_idle;
+
+    while !shutdown.is_cancelled() {
+        // Wait for capacity first, so entries are only taken when they can start at once.
+        let free = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = permits.clone().acquire_many_owned(1) => { drop(p); permits.available_permits().max(1) }
+        };
+        let mut entries: Vec<Entry> = Vec::new();
+        if last_autoclaim.elapsed() >= reclaim_idle / 4 {
+            last_autoclaim = tokio::time::Instant::now();
+            match stream.autoclaim(reclaim_idle, free).await {
+                Ok(mut claimed) => {
+                    if !claimed.is_empty() {
+                        tracing::info!(count = claimed.len(), "took over entries of a stalled consumer");
+                    }
+                    entries.append(&mut claimed);
+                }
+                Err(e) => tracing::warn!(error = %e, "XAUTOCLAIM failed"),
+            }
+        }
+        if entries.is_empty() {
+            let read = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = stream.read(free, Duration::from_secs(1)) => r,
+            };
+            match read {
+                Ok(e) => entries = e,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the send stream failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
+        for entry in entries {
+            let permit = permits.clone().acquire_owned().await?;
+            let submitter = submitter.clone();
+            let stream = stream.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                handle_entry(&submitter, &stream, entry).await;
+            });
+        }
+        // Reap finished tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+    }
+    tracing::info!(in_flight = tasks.len(), "send loop stopping; finishing in-flight submissions");
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn handle_entry(submitter: &Submitter, stream: &SendStream, entry: Entry) {
+    let outcome = match &entry.job {
+        Some(job) => submitter.process(job).await,
+        None => Ok(Outcome::Skipped),
+    };
+    match outcome {
+        Ok(outcome) => {
+            if let Some(job) = &entry.job {
+                tracing::debug!(message_id = %job.message_id, ?outcome, "job done");
+            }
+            if let Err(e) = stream.ack(std::slice::from_ref(&entry.id)).await {
+                // The entry stays pending; it is reclaimed later and then skipped by the claim.
+                tracing::warn!(error = %e, entry = %entry.id, "XACK failed");
+            }
+        }
+        // Not acknowledged: the entry is taken over after the reclaim idle time, and the
+        // reconciler re-adds the message if the entry is lost.
+        Err(e) => tracing::error!(error = format!("{e:#}"), entry = %entry.id, "job failed; left for reclaim"),
+    }
+}
