@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# README command (b), and what CI runs (.ci/run): every test, against the real local stack.
+#
+#   1. deploy/infra-up.sh (idempotent: installs and starts whatever is missing);
+#   2. cargo-nextest, installed from crates.io if `cargo nextest` is missing;
+#   3. drop the per-test databases (mailapi_test_*) earlier runs left behind;
+#   4. migrate the main database (the one Postfix and Dovecot read);
+#   5. deploy/smoke.sh: the mail stack end to end (SMTP in and out, IMAP, sinks);
+#   6. cargo nextest run --workspace --no-fail-fast, with this script's arguments appended.
+# Steps 5 and 6 both run even if one fails; the exit status is non-zero if either did.
+# Needs no terminal or stdin (CI runs it with CI=true and stdin closed).
+#
+# Usage (as root):  deploy/test.sh [extra cargo-nextest arguments, e.g. -E 'test(tokens)']
+# shellcheck source-path=SCRIPTDIR
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/.." && pwd)
+# shellcheck source=lib/common.sh
+source "$here/lib/common.sh"
+# shellcheck source=lib/toolchain.sh
+source "$here/lib/toolchain.sh"
+
+step=0
+section() {
+    step=$((step + 1))
+    printf '\n==== [%s/6] %s ====\n' "$step" "$*"
+}
+fail() {
+    printf 'ERROR: %s\n' "$*" >&2
+    exit 1
+}
+
+[[ $(id -u) -eq 0 ]] || fail "run as root: deploy/infra-up.sh installs packages and starts daemons"
+exec </dev/null
+cd "$repo"
+started=$SECONDS
+
+section "local stack: deploy/infra-up.sh"
+# Its last lines are the env file, secrets included: keep those out of (CI) logs.
+if ! bash "$here/infra-up.sh" >>"$START_LOG" 2>&1; then
+    show_tail "$START_LOG" 40
+    fail "deploy/infra-up.sh failed (full output: $START_LOG)"
+fi
+echo "Postgres, Redis, Postfix, Dovecot and the sinks are up (log: $START_LOG)"
+# shellcheck source=/dev/null
+source "$ENV_FILE"
+echo "settings: $ENV_FILE"
+
+section "toolchain"
+require_cargo || exit 1
+cargo --version
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "cargo-nextest missing: cargo install cargo-nextest --locked"
+    cargo install cargo-nextest --locked
+fi
+cargo nextest --version | head -n 1
+
+section "drop leftover test databases (mailapi_test_*)"
+# Only databases nobody is connected to and that are more than 2 minutes old: another test run
+# may be between creating a database and connecting to it. The age is that of the database's
+# PG_VERSION file, written when the database is created.
+leftovers=$(
+    cd / && runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 -p "$PG_PORT" -d postgres <<'SQL'
+select d.datname
+  from pg_database d
+ where d.datname like 'mailapi\_test\_%'
+   and not exists (select 1 from pg_stat_activity a where a.datid = d.oid)
+   and coalesce((pg_stat_file('base/' || d.oid || '/PG_VERSION', true)).modification,
+                 '-infinity') < now() - interval '2 minutes'
+ order by 1;
+SQL
+) || fail "could not list the test databases"
+dropped=0
+kept=0
+for db in $leftovers; do
+    [[ $db =~ ^mailapi_test_[0-9a-z_]+$ ]] || continue
+    # Fails harmlessly when a test connected in the meantime.
+    if (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -p "$PG_PORT" -d postgres \
+        -c "drop database if exists \"$db\"") >/dev/null 2>&1; then
+        dropped=$((dropped + 1))
+    else
+        kept=$((kept + 1))
+    fi
+done
+note=
+[[ $kept -eq 0 ]] || note=" ($kept could not be dropped: in use by now)"
+echo "dropped $dropped leftover test database(s)$note"
+
+section "migrate the main database"
+# RUST_LOG=warn: only its result line, not the migration notices.
+RUST_LOG=warn cargo run -q -p api --bin mailapi-api -- migrate
+
+failed=()
+status=0
+
+section "mail stack smoke test: deploy/smoke.sh"
+rc=0
+bash "$here/smoke.sh" || rc=$?
+if [[ $rc -ne 0 ]]; then
+    failed+=("deploy/smoke.sh (exit $rc)")
+    status=$rc
+fi
+
+section "tests: cargo nextest run --workspace --no-fail-fast $*"
+rc=0
+cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+if [[ $rc -ne 0 ]]; then
+    failed+=("cargo nextest (exit $rc)")
+    [[ $status -ne 0 ]] || status=$rc
+fi
+
+printf '\n==== summary (%s s) ====\n' "$((SECONDS - started))"
+if [[ ${#failed[@]} -eq 0 ]]; then
+    echo "all passed: smoke test and cargo nextest"
+    exit 0
+fi
+printf 'FAILED: %s\n' "${failed[@]}"
+exit "$status"
