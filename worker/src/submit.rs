@@ -41,6 +41,10 @@ pub struct Submitter {
     dkim: DkimKeys,
 }
 
+/// How long one `XREADGROUP` blocks. Stays under the Redis client's response timeout (500 ms by
+/// default in redis-rs), or every idle read would end in a timeout error.
+const READ_BLOCK: Duration = Duration::from_millis(400);
+
 /// How long to wait for the log follower before looking again.
 const LOG_RECHECK: Duration = Duration::from_secs(5);
 
@@ -210,7 +214,10 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
             match stream.autoclaim(reclaim_idle, free).await {
                 Ok(mut claimed) => {
                     if !claimed.is_empty() {
-                        tracing::info!(count = claimed.len(), "took over entries of a stalled consumer");
+                        tracing::info!(
+                            count = claimed.len(),
+                            "took over entries of a stalled consumer"
+                        );
                     }
                     entries.append(&mut claimed);
                 }
@@ -220,7 +227,7 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
         if entries.is_empty() {
             let read = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                r = stream.read(free, Duration::from_secs(1)) => r,
+                r = stream.read(free, READ_BLOCK) => r,
             };
             match read {
                 Ok(e) => entries = e,
@@ -243,7 +250,10 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
         // Reap finished tasks so the set does not grow.
         while tasks.try_join_next().is_some() {}
     }
-    tracing::info!(in_flight = tasks.len(), "send loop stopping; finishing in-flight submissions");
+    tracing::info!(
+        in_flight = tasks.len(),
+        "send loop stopping; finishing in-flight submissions"
+    );
     while tasks.join_next().await.is_some() {}
     Ok(())
 }
@@ -265,6 +275,8 @@ async fn handle_entry(submitter: &Submitter, stream: &SendStream, entry: Entry) 
         }
         // Not acknowledged: the entry is taken over after the reclaim idle time, and the
         // reconciler re-adds the message if the entry is lost.
-        Err(e) => tracing::error!(error = format!("{e:#}"), entry = %entry.id, "job failed; left for reclaim"),
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), entry = %entry.id, "job failed; left for reclaim")
+        }
     }
 }
