@@ -258,9 +258,10 @@ impl Settings {
         Ok(())
     }
 
-    /// How long a worker's claim on a message lasts: one SMTP transaction plus a margin.
+    /// How long a worker's claim on a message lasts: one SMTP transaction plus a margin for
+    /// building the message before it and committing the outcome after it.
     pub fn claim_duration(&self) -> Duration {
-        self.smtp.transaction_timeout() + Duration::from_secs(30)
+        self.smtp.transaction_timeout() + Duration::from_secs(5)
     }
 }
 

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Benchmarks for the foundation and sending issues, each beside its ceiling measured in the same
+# run. Release build; everything on loopback; bounded in time. Needs the local stack
+# (deploy/infra-up.sh) and wrk, pgbench, smtp-source (installed here if missing).
+#
+#   bench/run.sh            # all
+#   bench/run.sh tokens     # one of: tokens accept worker latency
+#
+# Results are printed; docs/BENCHMARKS.md records them with this command.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source /etc/mailapi/mailapi.env
+command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+command -v pgbench >/dev/null || apt-get install -y -q postgresql-contrib >/dev/null
+cargo build -q --release -p api -p worker
+API=target/release/mailapi-api
+WORKER=target/release/mailapi-worker
+OUT=bench/out
+mkdir -p "$OUT"
+DURATION=${BENCH_SECONDS:-15}
+PORT=${BENCH_PORT:-18080}
+
+base=${MAILAPI_DATABASE_URL%/*}
+export MAILAPI_DATABASE_URL="$base/mailapi_bench"
+export MAILAPI_KEY_PREFIX="bench-$$"
+export MAILAPI_LISTEN="127.0.0.1:$PORT"
+export MAILAPI_RATE_LIMIT_PER_MINUTE=1000000000
+export MAILAPI_RATE_LIMIT_PER_HOUR=1000000000
+export MAILAPI_LOG_FORMAT=json RUST_LOG=warn
+
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    redis-cli --scan --pattern "bench-$$:*" | xargs -r redis-cli del >/dev/null
+}
+trap cleanup EXIT
+
+psql "$base/mailapi" -X -q -c "drop database if exists mailapi_bench" -c "create database mailapi_bench" >/dev/null
+$API migrate >/dev/null
+psql "$MAILAPI_DATABASE_URL" -X -q -c "insert into domains (domain, active) values ('bench.test', true)"
+TOKEN=$($API token create --admin --name bench)
+
+start_api() {
+    $API >"$OUT/api.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && return; sleep 0.1; done
+    echo "API did not start" >&2; exit 1
+}
+
+bench_tokens() {
+    echo "== GET /api/v1/tokens/me, 64 connections, ${DURATION}s (auth + Redis rate limit on)"
+    wrk -t2 -c64 -d"${DURATION}s" --latency -H "X-MAILAPI-TOKEN: $TOKEN" \
+        "http://127.0.0.1:$PORT/api/v1/tokens/me" | tee "$OUT/tokens.txt" | grep -E "Requests/sec|99%|50%|Non-2xx"
+}
+
+make_body() {
+    # A ~2 KB message.
+    python3 -c 'import json; print(json.dumps({"from":"bench@bench.test","to":["r@sink-ok.test"],"subject":"bench","body":{"text":"x"*1900}}))'
+}
+
+bench_accept() {
+    local body
+    body=$(make_body)
+    cat >"$OUT/send.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-MAILAPI-TOKEN"] = "$TOKEN"
+wrk.body = [[$body]]
+LUA
+    echo "== POST /api/v1/mail/send (2 KB), 64 connections, ${DURATION}s (Postgres commit + XADD)"
+    wrk -t2 -c64 -d"${DURATION}s" --latency -s "$OUT/send.lua" \
+        "http://127.0.0.1:$PORT/api/v1/mail/send" | tee "$OUT/accept.txt" | grep -E "Requests/sec|99%|50%|Non-2xx"
+    echo "-- ceiling: pgbench single-row insert commits, 32 clients (connection slots), 10 s"
+    psql "$MAILAPI_DATABASE_URL" -X -q -c "create table if not exists pgbench_rows (id bigserial primary key, payload text, created_at timestamptz default now())"
+    echo "insert into pgbench_rows (payload) values (repeat('x', 2000));" >"$OUT/insert.sql"
+    pgbench -n -c 32 -j 2 -T 10 -f "$OUT/insert.sql" "$MAILAPI_DATABASE_URL" 2>/dev/null | grep -E "^tps|latency average" || true
+}
+
+SINK_PORT=2600
+# An accept-all sink without -d (no file per message), so that the sink is not the bottleneck.
+start_sink() {
+    smtp-sink -u mailapi-sink 127.0.0.1:$SINK_PORT 256 >/dev/null 2>&1 &
+    pids+=($!)
+    sleep 0.5
+}
+
+bench_worker() {
+    local sink_port=$SINK_PORT n
+    n=$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from messages where status = 'pending'")
+    echo "== one worker submitting $n queued 2 KB messages straight to an accept-all smtp-sink"
+    local t0 t1
+    t0=$(date +%s.%N)
+    MAILAPI_SMTP_PORT=$sink_port MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
+        MAILAPI_SMTP_POOL_SIZE=32 MAILAPI_WORKER_CONCURRENCY=64 MAILAPI_MTA_LOG_PATH=/nonexistent \
+        $WORKER >"$OUT/worker.log" 2>&1 &
+    local wpid=$!
+    pids+=($wpid)
+    while true; do
+        left=$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from messages where status = 'pending'")
+        [[ $left -eq 0 ]] && break
+        sleep 0.2
+        if (($(date +%s) - ${t0%.*} > 300)); then echo "worker did not finish"; break; fi
+    done
+    t1=$(date +%s.%N)
+    kill $wpid
+    python3 -c "print(f'worker: {$n} messages in {$t1-$t0:.2f} s = {$n/($t1-$t0):.0f} msg/s')"
+    echo "-- ceiling: smtp-source, 20 sessions, 2 KB, 20000 messages, into the same sink"
+    t0=$(date +%s.%N)
+    smtp-source -s 20 -l 2048 -m 20000 -f bench@bench.test -t r@sink-ok.test 127.0.0.1:$sink_port
+    t1=$(date +%s.%N)
+    python3 -c "print(f'smtp-source: 20000 messages in {$t1-$t0:.2f} s = {20000/($t1-$t0):.0f} msg/s')"
+}
+
+bench_latency() {
+    echo "== 202 -> submitted latency, API under load with one worker submitting to the sink"
+    psql "$MAILAPI_DATABASE_URL" -X -q -c "delete from messages"
+    MAILAPI_SMTP_PORT=$SINK_PORT MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
+        MAILAPI_SMTP_POOL_SIZE=32 MAILAPI_WORKER_CONCURRENCY=64 MAILAPI_MTA_LOG_PATH=/nonexistent \
+        $WORKER >"$OUT/worker-latency.log" 2>&1 &
+    local wpid=$!
+    pids+=($wpid)
+    sleep 1
+    wrk -t2 -c"${LATENCY_CONNECTIONS:-8}" -d"${DURATION}s" -s "$OUT/send.lua" \
+        "http://127.0.0.1:$PORT/api/v1/mail/send" | grep -E "Requests/sec"
+    sleep 3
+    kill $wpid
+    psql "$MAILAPI_DATABASE_URL" -X -At -F ' ' -c "
+        select 'submitted', count(*),
+               'p50_ms', round(1000 * percentile_cont(0.5) within group (order by extract(epoch from submitted_at - created_at))::numeric, 1),
+               'p99_ms', round(1000 * percentile_cont(0.99) within group (order by extract(epoch from submitted_at - created_at))::numeric, 1)
+          from messages where submitted_at is not null"
+}
+
+start_api
+start_sink
+what=${1:-all}
+[[ $what == all || $what == tokens ]] && bench_tokens
+[[ $what == all || $what == accept || $what == worker ]] && bench_accept
+[[ $what == all || $what == worker ]] && bench_worker
+[[ $what == all || $what == latency ]] && { [[ -f $OUT/send.lua ]] || bench_accept >/dev/null; bench_latency; }
