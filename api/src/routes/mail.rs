@@ -83,13 +83,6 @@ async fn send(
     }
 
     let recipient_count = message.recipients().count();
-    let mut tx = state.db.begin().await?;
-    if let Some(key) = &key {
-        if let Previous::Replay(stored) = idempotency::check(&mut tx, key, p.token_id).await? {
-            tx.rollback().await?;
-            return Ok((StatusCode::ACCEPTED, JsonResponse(stored)));
-        }
-    }
     let new = NewMessage {
         id,
         token_id: p.token_id,
@@ -97,15 +90,29 @@ async fn send(
         message: &message,
         size_bytes: size,
     };
-    let status = store::insert_message(&mut tx, &new).await?;
-    let response = store::accepted_response(id, status, recipient_count);
-    if let Some(key) = &key {
-        let expires = Utc::now()
-            + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
-                .unwrap_or(chrono::Duration::hours(24));
-        store::insert_idempotency(&mut tx, key, p.token_id, id, &response, expires).await?;
-    }
-    tx.commit().await?;
+    let status = match &key {
+        // Without a key the insert is one statement: atomic on its own, one commit.
+        None => {
+            let mut conn = state.db.acquire().await?;
+            store::insert_message(&mut conn, &new).await?
+        }
+        Some(key) => {
+            let mut tx = state.db.begin().await?;
+            if let Previous::Replay(stored) = idempotency::check(&mut tx, key, p.token_id).await? {
+                tx.rollback().await?;
+                return Ok((StatusCode::ACCEPTED, JsonResponse(stored)));
+            }
+            let status = store::insert_message(&mut tx, &new).await?;
+            let response = store::accepted_response(id, &status, recipient_count);
+            let expires = Utc::now()
+                + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
+                    .unwrap_or(chrono::Duration::hours(24));
+            store::insert_idempotency(&mut tx, key, p.token_id, id, &response, expires).await?;
+            tx.commit().await?;
+            status
+        }
+    };
+    let response = store::accepted_response(id, &status, recipient_count);
 
     if status == "pending" {
         enqueue(

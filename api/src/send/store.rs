@@ -30,13 +30,15 @@ pub fn accepted_response(id: Uuid, status: &str, recipient_count: usize) -> Valu
     })
 }
 
-/// Inserts the message and its recipients. Recipients on the sending domain's suppression list
-/// are stored as `suppressed` and never reach the MTA; when every recipient is suppressed the
-/// message is `failed` at once and needs no worker. Returns the message's status.
+/// Inserts the message, its recipients and their first events in ONE statement (so one round
+/// trip and, outside a transaction, one commit: the accept path's cost). Recipients on the
+/// sending domain's suppression list are stored as `suppressed` and never reach the MTA; when
+/// every recipient is suppressed the message is `failed` at once and needs no worker. Returns
+/// the message's status.
 pub async fn insert_message(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     m: &NewMessage<'_>,
-) -> Result<&'static str, sqlx::Error> {
+) -> Result<String, sqlx::Error> {
     let msg = m.message;
     let from_domain = msg
         .from
@@ -46,82 +48,57 @@ pub async fn insert_message(
         .unwrap_or_default();
     let (mut emails, mut domains, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
     for (kind, r) in msg.recipients() {
-        emails.push(r.email.clone());
-        domains.push(
-            r.email
-                .rsplit_once('@')
-                .map(|(_, d)| d.to_owned())
-                .unwrap_or_default(),
-        );
+        emails.push(r.email.as_str());
+        domains.push(r.email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default());
         kinds.push(kind);
     }
-    let suppressed: Vec<String> = sqlx::query_scalar(
-        "select email from suppressions where domain = $1 and email = any($2)",
-    )
-    .bind(from_domain)
-    .bind(&emails)
-    .fetch_all(&mut **tx)
-    .await?;
-    let status = if suppressed.len() == emails.len() {
-        "failed"
-    } else {
-        "pending"
-    };
     let payload = serde_json::to_value(msg).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
-        "insert into messages (id, token_id, from_email, from_domain, subject, status,
-                               rfc_message_id, payload, size_bytes, enqueued_at, last_error,
-                               completed_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(),
-                 case when $6 = 'failed' then 'every recipient is on the suppression list' end,
-                 case when $6 = 'failed' then now() end)",
+    sqlx::query_scalar(
+        "with sup as (
+             select email from suppressions where domain = $4 and email = any($9::text[])),
+         st as (
+             select case when (select count(*) from sup) = cardinality($9::text[])
+                         then 'failed' else 'pending' end as status),
+         m as (
+             insert into messages (id, token_id, from_email, from_domain, subject, status,
+                                   rfc_message_id, payload, size_bytes, enqueued_at, last_error,
+                                   completed_at)
+             select $1, $2, $3, $4, $5, st.status, $6, $7, $8, now(),
+                    case when st.status = 'failed'
+                         then 'every recipient is on the suppression list' end,
+                    case when st.status = 'failed' then now() end
+               from st
+             returning id, status),
+         r as (
+             insert into recipients (message_id, email, domain, kind, status, smtp_response)
+             select m.id, u.e, u.d, u.k,
+                    case when u.e in (select email from sup) then 'suppressed' else 'pending' end,
+                    case when u.e in (select email from sup)
+                         then 'address is on the suppression list' end
+               from m, unnest($9::text[], $10::text[], $11::text[]) as u(e, d, k)
+             returning id, message_id, status, smtp_response),
+         e as (
+             insert into delivery_events (message_id, recipient_id, event, status,
+                                          smtp_response, source)
+             select m.id, null, 'accepted', 'pending', null, 'api' from m
+             union all
+             select r.message_id, r.id, 'suppressed', 'suppressed', r.smtp_response, 'api'
+               from r where r.status = 'suppressed')
+         select status from m",
     )
     .bind(m.id)
     .bind(m.token_id)
     .bind(&msg.from.email)
     .bind(from_domain)
     .bind(&msg.subject)
-    .bind(status)
     .bind(&m.rfc_message_id)
     .bind(payload)
     .bind(i32::try_from(m.size_bytes).unwrap_or(i32::MAX))
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query(
-        "insert into recipients (message_id, email, domain, kind, status, smtp_response)
-         select $1, e, d, k,
-                case when e = any($5) then 'suppressed' else 'pending' end,
-                case when e = any($5) then 'address is on the suppression list' end
-           from unnest($2::text[], $3::text[], $4::text[]) as u(e, d, k)",
-    )
-    .bind(m.id)
     .bind(&emails)
     .bind(&domains)
     .bind(&kinds)
-    .bind(&suppressed)
-    .execute(&mut **tx)
-    .await?;
-    record_accepted_events(tx, m.id, &suppressed).await?;
-    Ok(status)
-}
-
-async fn record_accepted_events(
-    conn: &mut PgConnection,
-    id: Uuid,
-    suppressed: &[String],
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into delivery_events (message_id, recipient_id, event, status, smtp_response, source)
-         select $1, null, 'accepted', 'pending', null, 'api'
-         union all
-         select $1, r.id, 'suppressed', 'suppressed', r.smtp_response, 'api'
-           from recipients r where r.message_id = $1 and r.email = any($2)",
-    )
-    .bind(id)
-    .bind(suppressed)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(conn)
+    .await
 }
 
 /// Records the response for an idempotency key (inside the message's transaction).
