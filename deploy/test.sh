@@ -55,6 +55,18 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 cargo nextest --version | head -n 1
+# What tests drive the API with: the spec's own PHP and Python examples, an independent DKIM
+# verifier, and a DNS server on loopback for the record checks.
+TEST_PACKAGES=(php-cli php-curl dnsmasq-base)
+ensure_packages "${TEST_PACKAGES[@]}"
+TEST_PYTHON_MODULES=(requests dkim)
+for module in "${TEST_PYTHON_MODULES[@]}"; do
+    if ! python3 -c "import $module" 2>/dev/null; then
+        pkg=$module
+        [[ $module == dkim ]] && pkg=dkimpy
+        python3 -m pip install -q "$pkg" || fail "pip install $pkg failed"
+    fi
+done
 
 section "drop leftover test databases (mailapi_test_*)"
 # Only databases nobody is connected to and that are more than 2 minutes old: another test run

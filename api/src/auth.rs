@@ -177,10 +177,9 @@ impl TokenCache {
             .read()
             .expect("token cache poisoned")
             .get(&hash)
+            && c.fetched.elapsed() < self.ttl
         {
-            if c.fetched.elapsed() < self.ttl {
-                return Ok(c.principal.clone());
-            }
+            return Ok(c.principal.clone());
         }
         let principal = load_principal(db, &hash).await?.map(Arc::new);
         let mut entries = self.entries.write().expect("token cache poisoned");

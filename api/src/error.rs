@@ -24,6 +24,9 @@ pub enum ApiError {
     MailboxNotFound,
     #[error("Message not found")]
     MessageNotFound,
+    /// A folder that does not exist in the mailbox, or a folder name that cannot be one.
+    #[error("{0}")]
+    InvalidFolder(String),
     #[error("{0}")]
     NotFound(String),
     /// A 400 with a specific code, naming the offending field.
@@ -55,6 +58,9 @@ pub enum ApiError {
     SendFailed(#[source] anyhow::Error),
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
+    /// The mailbox server failed, timed out or could not be reached.
+    #[error("IMAP connection error")]
+    ImapError(#[source] anyhow::Error),
 }
 
 impl ApiError {
@@ -86,7 +92,7 @@ impl ApiError {
             NoApiToken | InvalidToken | TokenExpired => StatusCode::UNAUTHORIZED,
             AccessDenied(_) | DomainNotAllowed(_) | SenderNotAuthorized(_) => StatusCode::FORBIDDEN,
             MailboxNotFound | MessageNotFound | NotFound(_) => StatusCode::NOT_FOUND,
-            Invalid { .. } => StatusCode::BAD_REQUEST,
+            Invalid { .. } | InvalidFolder(_) => StatusCode::BAD_REQUEST,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -94,7 +100,7 @@ impl ApiError {
             Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            SendFailed(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SendFailed(_) | Internal(_) | ImapError(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -109,6 +115,7 @@ impl ApiError {
             SenderNotAuthorized(_) => "SENDER_NOT_AUTHORIZED",
             MailboxNotFound => "MAILBOX_NOT_FOUND",
             MessageNotFound => "MESSAGE_NOT_FOUND",
+            InvalidFolder(_) => "INVALID_FOLDER",
             NotFound(_) => "NOT_FOUND",
             Invalid { code, .. } | Conflict { code, .. } | Unprocessable { code, .. } => code,
             MethodNotAllowed => "METHOD_NOT_ALLOWED",
@@ -118,6 +125,7 @@ impl ApiError {
             Unavailable(_) => "SERVICE_UNAVAILABLE",
             SendFailed(_) => "SEND_FAILED",
             Internal(_) => "INTERNAL_ERROR",
+            ImapError(_) => "IMAP_ERROR",
         }
     }
 }
@@ -141,7 +149,10 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             // Logged once, here, with the whole cause chain; the client sees only the code.
             let cause = match &self {
-                ApiError::Unavailable(e) | ApiError::SendFailed(e) | ApiError::Internal(e) => {
+                ApiError::Unavailable(e)
+                | ApiError::SendFailed(e)
+                | ApiError::Internal(e)
+                | ApiError::ImapError(e) => {
                     format!("{e:#}")
                 }
                 _ => String::new(),
@@ -157,10 +168,9 @@ impl IntoResponse for ApiError {
         if let ApiError::RateLimited {
             retry_after_secs, ..
         } = &self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }

@@ -19,12 +19,21 @@ struct TestDomain {
 
 impl TestDomain {
     async fn create(app: &TestApp, with_dkim: bool) -> (TestDomain, i64) {
-        let name = format!("e2e-{}.test", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let name = format!(
+            "e2e-{}.test",
+            &uuid::Uuid::new_v4().simple().to_string()[..12]
+        );
         let (selector, private, public) = if with_dkim {
             use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
             let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-            let private = key.to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap().to_string();
-            let public = key.to_public_key().to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+            let private = key
+                .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+                .unwrap()
+                .to_string();
+            let public = key
+                .to_public_key()
+                .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
+                .unwrap();
             (Some("mail"), Some(private), Some(public))
         } else {
             (None, None, None)
@@ -72,7 +81,12 @@ fn start_worker(app: &TestApp) -> tokio_util::sync::CancellationToken {
 
 async fn wait_status(app: &TestApp, token: &str, id: &str, want: &[&str]) -> Value {
     for _ in 0..300 {
-        let s: Value = app.get(&format!("/mail/{id}/status"), Some(token)).await.json().await.unwrap();
+        let s: Value = app
+            .get(&format!("/mail/{id}/status"), Some(token))
+            .await
+            .json()
+            .await
+            .unwrap();
         if want.contains(&s["status"].as_str().unwrap_or_default()) {
             return s;
         }
@@ -127,8 +141,11 @@ async fn a_send_arrives_intact_in_a_local_mailbox() {
     let app = TestApp::spawn_main_db(&[]).await;
     let (domain, domain_id) = TestDomain::create(&app, true).await;
     let d = domain.name.clone();
-    let sender = app.mailbox_with_token(&format!("sender@{d}"), domain_id).await;
-    app.mailbox_with_token(&format!("rcpt@{d}"), domain_id).await;
+    let sender = app
+        .mailbox_with_token(&format!("sender@{d}"), domain_id)
+        .await;
+    app.mailbox_with_token(&format!("rcpt@{d}"), domain_id)
+        .await;
     app.mailbox_with_token(&format!("cc@{d}"), domain_id).await;
     let stop = start_worker(&app);
 
@@ -156,7 +173,10 @@ async fn a_send_arrives_intact_in_a_local_mailbox() {
 
     let s = wait_status(&app, &sender, &id, &["submitted", "sent"]).await;
     let queue_id = s["queue_id"].as_str().expect("a queue id once submitted");
-    assert!(queue_id.len() >= 12 && queue_id.bytes().all(|b| b.is_ascii_alphanumeric()), "{queue_id}");
+    assert!(
+        queue_id.len() >= 12 && queue_id.bytes().all(|b| b.is_ascii_alphanumeric()),
+        "{queue_id}"
+    );
     assert!(s["submitted_at"].is_string());
 
     let marker = uuid::Uuid::parse_str(&id).unwrap().simple().to_string();
@@ -164,16 +184,39 @@ async fn a_send_arrives_intact_in_a_local_mailbox() {
     let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
     assert_eq!(parsed.subject(), Some(subject.as_str()));
     assert_eq!(parsed.message_id(), Some(format!("{marker}@{d}").as_str()));
-    assert_eq!(parsed.body_text(0).unwrap().replace("\r\n", "\n"), text.replace("\r\n", "\n"));
+    assert_eq!(
+        parsed.body_text(0).unwrap().replace("\r\n", "\n"),
+        text.replace("\r\n", "\n")
+    );
     assert!(parsed.body_html(0).unwrap().contains("HTML body"));
-    assert_eq!(parsed.cc().unwrap().first().unwrap().address(), Some(format!("cc@{d}").as_str()));
-    assert_eq!(parsed.reply_to().unwrap().first().unwrap().address(), Some(format!("replies@{d}").as_str()));
-    assert_eq!(parsed.header_raw("X-Custom-Header").map(str::trim), Some("custom-value"));
-    assert!(parsed.header_raw("DKIM-Signature").is_some(), "signed with the domain's key");
+    assert_eq!(
+        parsed.cc().unwrap().first().unwrap().address(),
+        Some(format!("cc@{d}").as_str())
+    );
+    assert_eq!(
+        parsed.reply_to().unwrap().first().unwrap().address(),
+        Some(format!("replies@{d}").as_str())
+    );
+    assert_eq!(
+        parsed.header_raw("X-Custom-Header").map(str::trim),
+        Some("custom-value")
+    );
+    assert!(
+        parsed.header_raw("DKIM-Signature").is_some(),
+        "signed with the domain's key"
+    );
     let att = parsed.attachment(0).expect("the attachment");
-    assert_eq!(att.contents(), attachment.as_slice(), "attachment bytes identical");
+    assert_eq!(
+        att.contents(),
+        attachment.as_slice(),
+        "attachment bytes identical"
+    );
     // The Bcc-free header block, and exactly one copy.
-    assert!(!String::from_utf8_lossy(&raw).to_lowercase().contains("\nbcc:"));
+    assert!(
+        !String::from_utf8_lossy(&raw)
+            .to_lowercase()
+            .contains("\nbcc:")
+    );
     let cc_copy = fetch_inbox(&app, &format!("cc@{d}"), &marker).await;
     assert!(!cc_copy.is_empty());
     stop.cancel();
@@ -195,12 +238,20 @@ async fn a_message_refused_by_the_mta_fails_with_its_reply() {
     let admin = app.admin_token().await;
     let stop = start_worker(&app);
     let b = json!({"from": "s@send.test", "to": ["x@sink-hard.test"], "body": {"text": "x"}});
-    let v: Value = app.post_json("/mail/send", &admin, &b).await.json().await.unwrap();
+    let v: Value = app
+        .post_json("/mail/send", &admin, &b)
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = v["message_id"].as_str().unwrap();
     let s = wait_status(&app, &admin, id, &["failed"]).await;
     let r = &s["recipients"][0];
     assert_eq!(r["status"], "failed");
-    assert!(r["smtp_response"].as_str().unwrap().contains("5.1.1"), "{s}");
+    assert!(
+        r["smtp_response"].as_str().unwrap().contains("5.1.1"),
+        "{s}"
+    );
     assert_eq!(r["dsn_code"], "5.1.1");
     stop.cancel();
 }
@@ -218,7 +269,12 @@ async fn a_down_mta_means_retries_not_loss() {
     let admin = app.admin_token().await;
     let stop = start_worker(&app);
     let b = json!({"from": "s@send.test", "to": ["x@example.net"], "body": {"text": "x"}});
-    let v: Value = app.post_json("/mail/send", &admin, &b).await.json().await.unwrap();
+    let v: Value = app
+        .post_json("/mail/send", &admin, &b)
+        .await
+        .json()
+        .await
+        .unwrap();
     let id = v["message_id"].as_str().unwrap();
     let s = wait_status(&app, &admin, id, &["failed"]).await;
     let (attempts, error): (i32, String) =
@@ -230,11 +286,13 @@ async fn a_down_mta_means_retries_not_loss() {
     assert_eq!(attempts, 3, "the first attempt and two retries");
     assert!(error.contains("gave up after 3 attempts"), "{error}");
     assert_eq!(s["recipients"][0]["status"], "failed");
-    let retries: i64 = sqlx::query_scalar("select count(*) from delivery_events where message_id = $1::uuid and event = 'retry'")
-        .bind(id)
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let retries: i64 = sqlx::query_scalar(
+        "select count(*) from delivery_events where message_id = $1::uuid and event = 'retry'",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     assert_eq!(retries, 2);
     stop.cancel();
 }

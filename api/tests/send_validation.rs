@@ -11,7 +11,11 @@ async fn stream_len(app: &TestApp) -> i64 {
     let client = redis::Client::open(common::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let key = shared::jobs::Keys::new(&app.prefix).send_stream();
-    redis::cmd("XLEN").arg(key).query_async(&mut conn).await.unwrap()
+    redis::cmd("XLEN")
+        .arg(key)
+        .query_async(&mut conn)
+        .await
+        .unwrap()
 }
 
 async fn stored(app: &TestApp) -> (i64, i64) {
@@ -57,30 +61,138 @@ async fn every_validation_rule_refuses_and_stores_nothing() {
     let admin = app.admin_token().await;
     let big = "A".repeat(300_000);
     let cases: Vec<(Value, u16, &str)> = vec![
-        (with(good(), &["from"], json!("not-an-address")), 400, "INVALID_ADDRESS"),
-        (with(good(), &["to"], json!(["ok@example.net", "bad@@x"])), 400, "INVALID_ADDRESS"),
-        (with(good(), &["cc"], json!(["a b@example.net"])), 400, "INVALID_ADDRESS"),
-        (with(good(), &["bcc"], json!(["x@example.net\r\nRCPT TO:<y@z.test>"])), 400, "INVALID_HEADER"),
-        (with(good(), &["reply_to"], json!("nope")), 400, "INVALID_ADDRESS"),
+        (
+            with(good(), &["from"], json!("not-an-address")),
+            400,
+            "INVALID_ADDRESS",
+        ),
+        (
+            with(good(), &["to"], json!(["ok@example.net", "bad@@x"])),
+            400,
+            "INVALID_ADDRESS",
+        ),
+        (
+            with(good(), &["cc"], json!(["a b@example.net"])),
+            400,
+            "INVALID_ADDRESS",
+        ),
+        (
+            with(
+                good(),
+                &["bcc"],
+                json!(["x@example.net\r\nRCPT TO:<y@z.test>"]),
+            ),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["reply_to"], json!("nope")),
+            400,
+            "INVALID_ADDRESS",
+        ),
         (with(good(), &["to"], json!([])), 400, "NO_RECIPIENTS"),
-        (with(good(), &["to"], json!(["a@x.test", "b@x.test", "c@x.test", "d@x.test"])), 400, "TOO_MANY_RECIPIENTS"),
+        (
+            with(
+                good(),
+                &["to"],
+                json!(["a@x.test", "b@x.test", "c@x.test", "d@x.test"]),
+            ),
+            400,
+            "TOO_MANY_RECIPIENTS",
+        ),
         (with(good(), &["body"], json!({})), 400, "VALIDATION_ERROR"),
-        (with(good(), &["subject"], json!("Hi\r\nBcc: evil@x.test")), 400, "INVALID_HEADER"),
-        (with(good(), &["subject"], json!("nul\u{0}")), 400, "INVALID_HEADER"),
-        (with(good(), &["from"], json!("Evil\nName <sender@send.test>")), 400, "INVALID_HEADER"),
-        (with(good(), &["headers"], json!({"X-Ok": "a\r\nBcc: x@y.test"})), 400, "INVALID_HEADER"),
-        (with(good(), &["headers"], json!({"X-Bad\nName": "v"})), 400, "INVALID_HEADER"),
-        (with(good(), &["headers"], json!({"Message-ID": "<x@y>"})), 400, "INVALID_HEADER"),
-        (with(good(), &["headers"], json!({"Content-Type": "text/evil"})), 400, "INVALID_HEADER"),
-        (with(good(), &["headers"], json!({"DKIM-Signature": "v=1"})), 400, "INVALID_HEADER"),
-        (with(good(), &["headers"], json!({"Received": "x"})), 400, "INVALID_HEADER"),
-        (with(good(), &["attachments"], json!([{"content": "aGk=", "content_type": "text/plain"}])), 400, "INVALID_ATTACHMENT"),
-        (with(good(), &["attachments"], json!([{"filename": "a.txt", "content": "not base64!!"}])), 400, "INVALID_ATTACHMENT"),
-        (with(good(), &["attachments"], json!([{"filename": "a\r\n.txt", "content": "aGk="}])), 400, "INVALID_ATTACHMENT"),
-        (with(good(), &["body", "text"], json!(big)), 400, "MESSAGE_TOO_LARGE"),
-        (with(good(), &["to"], json!("rcpt@example.net")), 400, "VALIDATION_ERROR"),
-        (with(good(), &["from"], json!("someone@unknown-domain.test")), 403, "DOMAIN_NOT_ALLOWED"),
-        (with(good(), &["from"], json!("someone@pending.test")), 403, "DOMAIN_NOT_ALLOWED"),
+        (
+            with(good(), &["subject"], json!("Hi\r\nBcc: evil@x.test")),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["subject"], json!("nul\u{0}")),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["from"], json!("Evil\nName <sender@send.test>")),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["headers"], json!({"X-Ok": "a\r\nBcc: x@y.test"})),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["headers"], json!({"X-Bad\nName": "v"})),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["headers"], json!({"Message-ID": "<x@y>"})),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["headers"], json!({"Content-Type": "text/evil"})),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["headers"], json!({"DKIM-Signature": "v=1"})),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(good(), &["headers"], json!({"Received": "x"})),
+            400,
+            "INVALID_HEADER",
+        ),
+        (
+            with(
+                good(),
+                &["attachments"],
+                json!([{"content": "aGk=", "content_type": "text/plain"}]),
+            ),
+            400,
+            "INVALID_ATTACHMENT",
+        ),
+        (
+            with(
+                good(),
+                &["attachments"],
+                json!([{"filename": "a.txt", "content": "not base64!!"}]),
+            ),
+            400,
+            "INVALID_ATTACHMENT",
+        ),
+        (
+            with(
+                good(),
+                &["attachments"],
+                json!([{"filename": "a\r\n.txt", "content": "aGk="}]),
+            ),
+            400,
+            "INVALID_ATTACHMENT",
+        ),
+        (
+            with(good(), &["body", "text"], json!(big)),
+            400,
+            "MESSAGE_TOO_LARGE",
+        ),
+        (
+            with(good(), &["to"], json!("rcpt@example.net")),
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            with(good(), &["from"], json!("someone@unknown-domain.test")),
+            403,
+            "DOMAIN_NOT_ALLOWED",
+        ),
+        (
+            with(good(), &["from"], json!("someone@pending.test")),
+            403,
+            "DOMAIN_NOT_ALLOWED",
+        ),
     ];
     for (body, status, code) in cases {
         let resp = app.post_json("/mail/send", &admin, &body).await;
@@ -89,7 +201,12 @@ async fn every_validation_rule_refuses_and_stores_nothing() {
     }
     // A user token may send only as its own mailbox.
     let other = with(good(), &["from"], json!("someone-else@send.test"));
-    assert_error(app.post_json("/mail/send", &user, &other).await, 403, "SENDER_NOT_AUTHORIZED").await;
+    assert_error(
+        app.post_json("/mail/send", &user, &other).await,
+        403,
+        "SENDER_NOT_AUTHORIZED",
+    )
+    .await;
     // Malformed JSON.
     let resp = app
         .http
@@ -132,13 +249,23 @@ async fn accepted_send_answers_as_the_spec_and_dedupes_recipients() {
     assert_eq!(v["recipient_count"], 4);
     let id = v["message_id"].as_str().unwrap();
     assert!(uuid::Uuid::parse_str(id).is_ok());
-    let s: Value = app.get(&format!("/mail/{id}/status"), Some(&admin)).await.json().await.unwrap();
+    let s: Value = app
+        .get(&format!("/mail/{id}/status"), Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s["status"], "pending");
     let kinds: Vec<(String, String)> = s["recipients"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["email"].as_str().unwrap().to_owned(), r["type"].as_str().unwrap().to_owned()))
+        .map(|r| {
+            (
+                r["email"].as_str().unwrap().to_owned(),
+                r["type"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -173,7 +300,12 @@ async fn idempotency_keys_replay_refuse_and_survive_races() {
     assert_eq!(again.status(), 202);
     let again: Value = again.json().await.unwrap();
     assert_eq!(first, again, "same key, same body: the stored response");
-    assert_error(post("k1", with(good(), &["subject"], json!("other"))).await, 422, "IDEMPOTENCY_KEY_REUSED").await;
+    assert_error(
+        post("k1", with(good(), &["subject"], json!("other"))).await,
+        422,
+        "IDEMPOTENCY_KEY_REUSED",
+    )
+    .await;
     assert_eq!(stored(&app).await.0, 1);
 
     // Ten identical requests at once create one message.
@@ -213,35 +345,108 @@ async fn status_and_sent_are_scoped_to_the_token() {
     let admin = app.admin_token().await;
     let mut alice_ids = Vec::new();
     for i in 0..3 {
-        let b = with(with(good(), &["from"], json!("alice@send.test")), &["subject"], json!(format!("m{i}")));
-        let v: Value = app.post_json("/mail/send", &alice, &b).await.json().await.unwrap();
+        let b = with(
+            with(good(), &["from"], json!("alice@send.test")),
+            &["subject"],
+            json!(format!("m{i}")),
+        );
+        let v: Value = app
+            .post_json("/mail/send", &alice, &b)
+            .await
+            .json()
+            .await
+            .unwrap();
         alice_ids.push(v["message_id"].as_str().unwrap().to_owned());
     }
     let b = with(good(), &["from"], json!("bob@send.test"));
-    let v: Value = app.post_json("/mail/send", &bob, &b).await.json().await.unwrap();
+    let v: Value = app
+        .post_json("/mail/send", &bob, &b)
+        .await
+        .json()
+        .await
+        .unwrap();
     let bob_id = v["message_id"].as_str().unwrap().to_owned();
 
     // Bob cannot see Alice's message: the same answer as for an id that does not exist.
-    assert_error(app.get(&format!("/mail/{}/status", alice_ids[0]), Some(&bob)).await, 404, "MESSAGE_NOT_FOUND").await;
-    assert_error(app.get(&format!("/mail/{}/status", uuid::Uuid::new_v4()), Some(&bob)).await, 404, "MESSAGE_NOT_FOUND").await;
-    assert_error(app.get("/mail/not-a-uuid/status", Some(&bob)).await, 404, "MESSAGE_NOT_FOUND").await;
-    assert_eq!(app.get(&format!("/mail/{bob_id}/status"), Some(&bob)).await.status(), 200);
-    assert_eq!(app.get(&format!("/mail/{bob_id}/status"), Some(&admin)).await.status(), 200);
+    assert_error(
+        app.get(&format!("/mail/{}/status", alice_ids[0]), Some(&bob))
+            .await,
+        404,
+        "MESSAGE_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.get(
+            &format!("/mail/{}/status", uuid::Uuid::new_v4()),
+            Some(&bob),
+        )
+        .await,
+        404,
+        "MESSAGE_NOT_FOUND",
+    )
+    .await;
+    assert_error(
+        app.get("/mail/not-a-uuid/status", Some(&bob)).await,
+        404,
+        "MESSAGE_NOT_FOUND",
+    )
+    .await;
+    assert_eq!(
+        app.get(&format!("/mail/{bob_id}/status"), Some(&bob))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.get(&format!("/mail/{bob_id}/status"), Some(&admin))
+            .await
+            .status(),
+        200
+    );
 
-    let list: Value = app.get("/mail/sent?limit=2", Some(&alice)).await.json().await.unwrap();
+    let list: Value = app
+        .get("/mail/sent?limit=2", Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["total"], 3);
-    let got: Vec<&str> = list["messages"].as_array().unwrap().iter().map(|m| m["message_id"].as_str().unwrap()).collect();
-    assert_eq!(got, vec![alice_ids[2].as_str(), alice_ids[1].as_str()], "newest first");
+    let got: Vec<&str> = list["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        vec![alice_ids[2].as_str(), alice_ids[1].as_str()],
+        "newest first"
+    );
     let m = &list["messages"][0];
     assert_eq!(m["from"], "alice@send.test");
     assert_eq!(m["to"], json!(["rcpt@example.net"]));
     assert_eq!(m["subject"], "m2");
     assert_eq!(m["status"], "pending");
-    let page2: Value = app.get("/mail/sent?limit=2&offset=2", Some(&alice)).await.json().await.unwrap();
+    let page2: Value = app
+        .get("/mail/sent?limit=2&offset=2", Some(&alice))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page2["messages"].as_array().unwrap().len(), 1);
-    let all: Value = app.get("/mail/sent", Some(&admin)).await.json().await.unwrap();
+    let all: Value = app
+        .get("/mail/sent", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(all["total"], 4);
-    assert_error(app.get("/mail/sent?limit=500", Some(&admin)).await, 400, "VALIDATION_ERROR").await;
+    assert_error(
+        app.get("/mail/sent?limit=500", Some(&admin)).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -253,13 +458,39 @@ async fn suppressed_recipients_never_reach_the_mta() {
         .execute(&app.db)
         .await
         .unwrap();
-    let b = with(good(), &["to"], json!(["gone@example.net", "ok@example.net"]));
-    let v: Value = app.post_json("/mail/send", &admin, &b).await.json().await.unwrap();
-    let s: Value = app.get(&format!("/mail/{}/status", v["message_id"].as_str().unwrap()), Some(&admin)).await.json().await.unwrap();
+    let b = with(
+        good(),
+        &["to"],
+        json!(["gone@example.net", "ok@example.net"]),
+    );
+    let v: Value = app
+        .post_json("/mail/send", &admin, &b)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let s: Value = app
+        .get(
+            &format!("/mail/{}/status", v["message_id"].as_str().unwrap()),
+            Some(&admin),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(s["recipients"][0]["status"], "suppressed");
     assert_eq!(s["recipients"][1]["status"], "pending");
     let only = with(good(), &["to"], json!(["gone@example.net"]));
-    let v: Value = app.post_json("/mail/send", &admin, &only).await.json().await.unwrap();
+    let v: Value = app
+        .post_json("/mail/send", &admin, &only)
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], "failed", "{v}");
-    assert_eq!(stream_len(&app).await, 1, "the all-suppressed message is not queued");
+    assert_eq!(
+        stream_len(&app).await,
+        1,
+        "the all-suppressed message is not queued"
+    );
 }

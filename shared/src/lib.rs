@@ -9,6 +9,7 @@
 pub mod address;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod jobs;
 pub mod outgoing;
 pub mod password;

@@ -99,7 +99,7 @@ impl OutgoingMessage {
                     .map_err(|_| BuildError::Address(r.email.clone()))?,
             );
         }
-        Envelope::new(Some(from), rcpts).map_err(|e| BuildError::Build(e.into()))
+        Envelope::new(Some(from), rcpts).map_err(BuildError::Build)
     }
 
     /// Builds the MIME message with the given Message-ID (`<id@domain>`) and Date.

@@ -115,8 +115,8 @@ pub async fn check_log(
             .fetch_one(db)
             .await?;
     let covered = attempt_started + chrono::Duration::seconds(LOG_MARGIN_SECS);
-    let waited_out = Utc::now() - attempt_started
-        > chrono::Duration::from_std(MAX_LOG_WAIT).unwrap_or_default();
+    let waited_out =
+        Utc::now() - attempt_started > chrono::Duration::from_std(MAX_LOG_WAIT).unwrap_or_default();
     Ok(match follower_seen {
         Some(seen) if seen >= covered => LogVerdict::NotQueued,
         _ if waited_out => LogVerdict::NotQueued,

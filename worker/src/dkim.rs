@@ -15,6 +15,8 @@ use sqlx::PgPool;
 const TTL: Duration = Duration::from_secs(60);
 
 /// Headers covered by the signature: everything a reader trusts, not only lettre's default four.
+/// Only message-level headers: lettre signs before it adds the body part's `Content-Type`, so
+/// listing that would make every signature fail at the verifier.
 const SIGNED_HEADERS: &[&str] = &[
     "From",
     "To",
@@ -24,12 +26,14 @@ const SIGNED_HEADERS: &[&str] = &[
     "Date",
     "Message-ID",
     "MIME-Version",
-    "Content-Type",
 ];
+
+/// When a domain's key was read, and the key (`None`: the domain has none).
+type Entry = (Instant, Option<Arc<DkimConfig>>);
 
 #[derive(Default)]
 pub struct DkimKeys {
-    cache: Mutex<HashMap<String, (Instant, Option<Arc<DkimConfig>>)>>,
+    cache: Mutex<HashMap<String, Entry>>,
 }
 
 impl DkimKeys {
@@ -40,17 +44,16 @@ impl DkimKeys {
         db: &PgPool,
         domain: &str,
     ) -> Result<Option<Arc<DkimConfig>>, sqlx::Error> {
-        if let Some((at, cfg)) = self.cache.lock().expect("dkim cache").get(domain) {
-            if at.elapsed() < TTL {
-                return Ok(cfg.clone());
-            }
+        if let Some((at, cfg)) = self.cache.lock().expect("dkim cache").get(domain)
+            && at.elapsed() < TTL
+        {
+            return Ok(cfg.clone());
         }
-        let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-            "select dkim_selector, dkim_private_key from domains where domain = $1",
-        )
-        .bind(domain)
-        .fetch_optional(db)
-        .await?;
+        let row: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("select dkim_selector, dkim_private_key from domains where domain = $1")
+                .bind(domain)
+                .fetch_optional(db)
+                .await?;
         let cfg = match row {
             Some((Some(selector), Some(pem))) => match signing_config(domain, &selector, &pem) {
                 Ok(cfg) => Some(Arc::new(cfg)),

@@ -1,26 +1,43 @@
 //! The worker: consumes the send stream, submits messages to the MTA over SMTP, and turns the
 //! MTA's delivery log and bounce reports into per-recipient status.
 //!
-//! Layout: [`context`] holds shared handles; [`submit`] is the send loop (claim in Postgres,
-//! build, sign, submit, record); [`smtp`] wraps the pooled lettre transport and classifies
-//! replies; [`reclaim`] takes over stream entries of dead workers and re-enqueues messages the
-//! stream lost.
+//! Layout: [`context`] holds shared handles; [`stream`] wraps the Redis consumer group;
+//! [`submit`] is the send loop (claim in Postgres, build, sign, submit, record) with
+//! [`claim`] holding its SQL, [`smtp`] the pooled transport and the sorting of SMTP outcomes,
+//! and [`dkim`] the per-domain signing keys; [`reclaim`] re-enqueues due messages the stream
+//! lost.
 
+pub mod claim;
 pub mod context;
+pub mod dkim;
+pub mod reclaim;
+pub mod smtp;
+pub mod stream;
+pub mod submit;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::context::WorkerContext;
 
 /// Runs every worker task until `shutdown` is cancelled, then lets in-flight work finish.
+/// A task that fails stops the others: the process exits non-zero and its supervisor restarts it.
 pub async fn run_until_stopped(
     ctx: WorkerContext,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
-    let _ = (&ctx, &shutdown, &mut tasks);
+    tasks.spawn(submit::run(ctx.clone(), shutdown.clone()));
+    tasks.spawn(reclaim::run(ctx.clone(), shutdown.clone()));
+    let mut result = Ok(());
     while let Some(res) = tasks.join_next().await {
-        res??;
+        let res = res.map_err(anyhow::Error::from).and_then(|r| r);
+        if let Err(e) = res {
+            tracing::error!(error = format!("{e:#}"), "worker task failed; stopping");
+            shutdown.cancel();
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
     }
-    Ok(())
+    result
 }

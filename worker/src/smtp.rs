@@ -73,7 +73,11 @@ impl Smtp {
     }
 
     /// Submits one message. The whole transaction is bounded by the transaction timeout.
-    pub async fn submit(&self, envelope: &Envelope, bytes: &[u8]) -> Result<Accepted, SubmitFailure> {
+    pub async fn submit(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<Accepted, SubmitFailure> {
         let sent = tokio::time::timeout(
             self.transaction_timeout,
             self.transport.send_raw(envelope, bytes),

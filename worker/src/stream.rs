@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use deadpool_redis::redis::{self, streams::StreamAutoClaimReply, streams::StreamReadReply};
-use shared::jobs::{CONSUMER_GROUP, FIELD_MESSAGE_ID, FIELD_TRACEPARENT, SendJob, STREAM_MAX_LEN};
+use shared::jobs::{CONSUMER_GROUP, FIELD_MESSAGE_ID, FIELD_TRACEPARENT, STREAM_MAX_LEN, SendJob};
 
 /// One stream entry. `job` is `None` for an entry we cannot read (it is acknowledged and
 /// dropped: Postgres, not the stream, holds the message).
@@ -82,13 +82,7 @@ impl SendStream {
             .query_async(&mut conn)
             .await?;
         Ok(reply
-            .map(|r| {
-                r.keys
-                    .into_iter()
-                    .flat_map(|k| k.ids)
-                    .map(entry)
-                    .collect()
-            })
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).map(entry).collect())
             .unwrap_or_default())
     }
 

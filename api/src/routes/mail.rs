@@ -18,10 +18,10 @@ use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query, parse_json};
 use crate::routes::tokens::Page;
+use crate::send::enqueue::enqueue;
 use crate::send::idempotency::{self, IdempotencyKey, Previous};
 use crate::send::request::SendRequest;
 use crate::send::store::{self, NewMessage};
-use crate::send::enqueue::enqueue;
 use crate::state::AppState;
 use crate::time;
 

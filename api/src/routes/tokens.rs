@@ -2,10 +2,10 @@
 
 use axum::Json as JsonResponse;
 use axum::Router;
-use axum::routing::{delete, get};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use axum::routing::{delete, get};
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::json;

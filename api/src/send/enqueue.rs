@@ -3,7 +3,7 @@
 //! once `MAILAPI_RECONCILE_AFTER_SECS` have passed, so the client's 202 stays true.
 
 use deadpool_redis::redis;
-use shared::jobs::{SendJob, STREAM_MAX_LEN};
+use shared::jobs::{STREAM_MAX_LEN, SendJob};
 
 use crate::state::AppState;
 

@@ -31,7 +31,9 @@ impl IdempotencyKey {
             .to_str()
             .ok()
             .map(str::trim)
-            .filter(|k| !k.is_empty() && k.len() <= MAX_LEN && k.bytes().all(|b| b.is_ascii_graphic()))
+            .filter(|k| {
+                !k.is_empty() && k.len() <= MAX_LEN && k.bytes().all(|b| b.is_ascii_graphic())
+            })
             .ok_or_else(|| {
                 ApiError::invalid(
                     "INVALID_IDEMPOTENCY_KEY",

@@ -53,8 +53,21 @@ pub struct AttachmentRequest {
 
 /// Headers a client may not set: the message's structure, identity and trace are ours.
 const RESERVED_HEADERS: &[&str] = &[
-    "from", "to", "cc", "bcc", "subject", "reply-to", "sender", "message-id", "date", "mime-version",
-    "dkim-signature", "return-path", "received", "delivered-to", "x-original-to",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "reply-to",
+    "sender",
+    "message-id",
+    "date",
+    "mime-version",
+    "dkim-signature",
+    "return-path",
+    "received",
+    "delivered-to",
+    "x-original-to",
 ];
 const MAX_CUSTOM_HEADERS: usize = 50;
 const MAX_HEADER_VALUE: usize = 998;
@@ -71,16 +84,27 @@ fn address_error(field: String, e: AddressError) -> ApiError {
 
 fn header_error(field: impl Into<String>, what: &str) -> ApiError {
     let field = field.into();
-    ApiError::invalid("INVALID_HEADER", Some(field.clone()), format!("{field} {what}"))
+    ApiError::invalid(
+        "INVALID_HEADER",
+        Some(field.clone()),
+        format!("{field} {what}"),
+    )
 }
 
 fn attachment_error(field: String, what: &str) -> ApiError {
-    ApiError::invalid("INVALID_ATTACHMENT", Some(field.clone()), format!("{field} {what}"))
+    ApiError::invalid(
+        "INVALID_ATTACHMENT",
+        Some(field.clone()),
+        format!("{field} {what}"),
+    )
 }
 
 fn parse_address(field: String, raw: &str) -> Result<NamedAddress, ApiError> {
     let (name, email) = NamedAddress::parse(raw).map_err(|e| address_error(field, e))?;
-    Ok(NamedAddress { name, email: email.as_str().to_owned() })
+    Ok(NamedAddress {
+        name,
+        email: email.as_str().to_owned(),
+    })
 }
 
 /// Accepts standard base64, with or without padding, ignoring line breaks a client's encoder may
@@ -89,7 +113,8 @@ pub fn normalise_base64(raw: &str) -> Option<String> {
     let compact: String = raw.chars().filter(|c| !c.is_ascii_whitespace()).collect();
     let engine = base64::engine::general_purpose::GeneralPurpose::new(
         &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
     );
     let bytes = engine.decode(compact.as_bytes()).ok()?;
     Some(base64::engine::general_purpose::STANDARD.encode(bytes))
@@ -102,7 +127,10 @@ impl SendRequest {
 
         let mut seen = HashSet::new();
         let mut lists: [Vec<NamedAddress>; 3] = Default::default();
-        for (slot, (field, raws)) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)].into_iter().enumerate() {
+        for (slot, (field, raws)) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)]
+            .into_iter()
+            .enumerate()
+        {
             for (i, raw) in raws.iter().enumerate() {
                 let a = parse_address(format!("{field}[{i}]"), raw)?;
                 // An address listed twice (even in To and Bcc) is delivered once, by the MTA and
@@ -114,7 +142,11 @@ impl SendRequest {
         }
         let total = seen.len();
         if total == 0 {
-            return Err(ApiError::invalid("NO_RECIPIENTS", Some("to".into()), "At least one recipient (to, cc or bcc) is required"));
+            return Err(ApiError::invalid(
+                "NO_RECIPIENTS",
+                Some("to".into()),
+                "At least one recipient (to, cc or bcc) is required",
+            ));
         }
         if total > max_recipients {
             return Err(ApiError::invalid(
@@ -127,7 +159,10 @@ impl SendRequest {
 
         let subject = self.subject.unwrap_or_default();
         if has_control_chars(&subject) {
-            return Err(header_error("subject", "contains a control character (CR, LF, NUL or other)"));
+            return Err(header_error(
+                "subject",
+                "contains a control character (CR, LF, NUL or other)",
+            ));
         }
         if subject.chars().count() > MAX_SUBJECT {
             return Err(header_error("subject", "is too long"));
@@ -140,30 +175,48 @@ impl SendRequest {
         }
         for (field, part) in [("body.text", &text), ("body.html", &html)] {
             if part.as_deref().is_some_and(|p| p.contains('\0')) {
-                return Err(ApiError::invalid("INVALID_BODY", Some(field.into()), format!("{field} contains a NUL character")));
+                return Err(ApiError::invalid(
+                    "INVALID_BODY",
+                    Some(field.into()),
+                    format!("{field} contains a NUL character"),
+                ));
             }
         }
 
-        let reply_to = self.reply_to.map(|r| parse_address("reply_to".into(), &r)).transpose()?;
+        let reply_to = self
+            .reply_to
+            .map(|r| parse_address("reply_to".into(), &r))
+            .transpose()?;
 
         let mut headers = Vec::new();
         for (name, value) in self.headers.unwrap_or_default() {
             let field = format!("headers.{name}");
             let valid_name = !name.is_empty()
                 && name.len() <= 76
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !valid_name {
-                return Err(header_error(field, "is not a valid header name (letters, digits, '-' and '_' only)"));
+                return Err(header_error(
+                    field,
+                    "is not a valid header name (letters, digits, '-' and '_' only)",
+                ));
             }
             let lower = name.to_ascii_lowercase();
             if RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("content-") {
-                return Err(header_error(field, "cannot be set: it is a structural header the API writes itself"));
+                return Err(header_error(
+                    field,
+                    "cannot be set: it is a structural header the API writes itself",
+                ));
             }
             let serde_json::Value::String(value) = value else {
                 return Err(header_error(field, "must be a string"));
             };
             if has_control_chars(&value) {
-                return Err(header_error(field, "contains a control character (CR, LF, NUL or other)"));
+                return Err(header_error(
+                    field,
+                    "contains a control character (CR, LF, NUL or other)",
+                ));
             }
             if value.len() > MAX_HEADER_VALUE {
                 return Err(header_error(field, "is too long"));
@@ -175,28 +228,58 @@ impl SendRequest {
         }
 
         if self.attachments.len() > MAX_ATTACHMENTS {
-            return Err(attachment_error("attachments".into(), "has too many entries"));
+            return Err(attachment_error(
+                "attachments".into(),
+                "has too many entries",
+            ));
         }
         let mut attachments = Vec::with_capacity(self.attachments.len());
         for (i, a) in self.attachments.into_iter().enumerate() {
             let filename = a.filename.map(|f| f.trim().to_owned()).unwrap_or_default();
             if filename.is_empty() {
-                return Err(attachment_error(format!("attachments[{i}].filename"), "is required"));
+                return Err(attachment_error(
+                    format!("attachments[{i}].filename"),
+                    "is required",
+                ));
             }
             if has_control_chars(&filename) || filename.len() > 255 {
-                return Err(attachment_error(format!("attachments[{i}].filename"), "contains a control character or is too long"));
+                return Err(attachment_error(
+                    format!("attachments[{i}].filename"),
+                    "contains a control character or is too long",
+                ));
             }
-            let content_base64 = normalise_base64(&a.content)
-                .ok_or_else(|| attachment_error(format!("attachments[{i}].content"), "is not valid base64"))?;
-            let content_type = a.content_type.unwrap_or_else(|| "application/octet-stream".into());
+            let content_base64 = normalise_base64(&a.content).ok_or_else(|| {
+                attachment_error(format!("attachments[{i}].content"), "is not valid base64")
+            })?;
+            let content_type = a
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into());
             let ct_ok = !has_control_chars(&content_type)
                 && lettre::message::header::ContentType::parse(&content_type).is_ok();
             if !ct_ok {
-                return Err(attachment_error(format!("attachments[{i}].content_type"), "is not a valid MIME type"));
+                return Err(attachment_error(
+                    format!("attachments[{i}].content_type"),
+                    "is not a valid MIME type",
+                ));
             }
-            attachments.push(OutgoingAttachment { filename, content_type, content_base64 });
+            attachments.push(OutgoingAttachment {
+                filename,
+                content_type,
+                content_base64,
+            });
         }
 
-        Ok(OutgoingMessage { from, to, cc, bcc, reply_to, subject, text, html, headers, attachments })
+        Ok(OutgoingMessage {
+            from,
+            to,
+            cc,
+            bcc,
+            reply_to,
+            subject,
+            text,
+            html,
+            headers,
+            attachments,
+        })
     }
 }

@@ -1,0 +1,372 @@
+//! Recipient status writes shared by every component (submit worker, log follower, bounce reader,
+//! API): one transition rule, one event row per change, the suppression of hard bounces and the
+//! message roll-up.
+//!
+//! The rule: `deferred` only moves a recipient that is still open (`pending`/`deferred`); a final
+//! status (`sent`, `bounced`, `failed`, `suppressed`) is only taken from an open recipient, except
+//! `sent -> bounced` (a remote MTA that accepted the message and bounced it later). So a repeat of
+//! the same final status (the log line and the bounce report saying the same thing) adds nothing.
+//!
+//! The batch form exists because the log follower writes hundreds of changes per transaction;
+//! the single-change form is that batch with one element, so both follow the same rule.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// A status a recipient can be moved to (`pending` is only ever the initial one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecipientStatus {
+    Sent,
+    Deferred,
+    Bounced,
+    Failed,
+    Suppressed,
+}
+
+impl RecipientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Deferred => "deferred",
+            Self::Bounced => "bounced",
+            Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(self, Self::Deferred)
+    }
+}
+
+/// Who observed a change; stored in `delivery_events.source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    Worker,
+    Log,
+    Dsn,
+    Api,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Worker => "worker",
+            Self::Log => "log",
+            Self::Dsn => "dsn",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// One observed change of one recipient, with the evidence that shows it.
+#[derive(Debug, Clone)]
+pub struct RecipientChange {
+    pub recipient_id: i64,
+    pub message_id: Uuid,
+    pub status: RecipientStatus,
+    pub dsn_code: Option<String>,
+    pub smtp_response: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+    pub source: EventSource,
+    /// The log line, the report's fields or the SMTP reply.
+    pub evidence: Option<String>,
+}
+
+/// Whether a recipient now in `current` (as stored: `pending`, `deferred`, ...) takes `new`.
+pub fn transition_allowed(current: &str, new: RecipientStatus) -> bool {
+    let open = matches!(current, "pending" | "deferred");
+    match new {
+        RecipientStatus::Deferred => open,
+        RecipientStatus::Bounced => open || current == "sent",
+        RecipientStatus::Sent | RecipientStatus::Failed | RecipientStatus::Suppressed => open,
+    }
+}
+
+/// A failure that will not go away by retrying: suppress the address for its sending domain.
+fn is_hard_bounce(status: RecipientStatus, dsn_code: Option<&str>) -> bool {
+    matches!(status, RecipientStatus::Bounced | RecipientStatus::Failed)
+        && dsn_code.is_some_and(|c| c.starts_with("5."))
+}
+
+#[derive(sqlx::FromRow)]
+struct CurrentRow {
+    id: i64,
+    message_id: Uuid,
+    email: String,
+    status: String,
+    dsn_code: Option<String>,
+    smtp_response: Option<String>,
+    delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Applies one change; `Ok(false)` when the rule refused it (or the recipient is not there).
+pub async fn apply_recipient_status(
+    conn: &mut sqlx::PgConnection,
+    change: &RecipientChange,
+) -> Result<bool, sqlx::Error> {
+    let applied = apply_recipient_statuses(conn, std::slice::from_ref(change)).await?;
+    Ok(applied.first().copied().unwrap_or(false))
+}
+
+/// Applies changes in order (later ones see earlier ones) with a fixed number of statements;
+/// returns, per change, whether it was applied. Locks the recipients' rows until commit, in id
+/// order, so concurrent writers (log follower, bounce reader) serialise without deadlocks.
+pub async fn apply_recipient_statuses(
+    conn: &mut sqlx::PgConnection,
+    changes: &[RecipientChange],
+) -> Result<Vec<bool>, sqlx::Error> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<i64> = changes.iter().map(|c| c.recipient_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows: Vec<CurrentRow> = sqlx::query_as(
+        "select id, message_id, email, status, dsn_code, smtp_response, delivered_at
+           from recipients where id = any($1) order by id for update",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut current: HashMap<i64, CurrentRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+
+    let mut applied = Vec::with_capacity(changes.len());
+    let mut touched: Vec<i64> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut events = EventColumns::default();
+    let mut suppress = SuppressionColumns::default();
+    for c in changes {
+        let Some(row) = current
+            .get_mut(&c.recipient_id)
+            .filter(|r| r.message_id == c.message_id)
+        else {
+            applied.push(false);
+            continue;
+        };
+        if !transition_allowed(&row.status, c.status) {
+            applied.push(false);
+            continue;
+        }
+        row.status = c.status.as_str().to_owned();
+        if c.dsn_code.is_some() {
+            row.dsn_code.clone_from(&c.dsn_code);
+        }
+        if c.smtp_response.is_some() {
+            row.smtp_response.clone_from(&c.smtp_response);
+        }
+        if c.status == RecipientStatus::Sent {
+            row.delivered_at = Some(c.occurred_at);
+        }
+        if seen.insert(row.id) {
+            touched.push(row.id);
+        }
+        events.push(c);
+        if is_hard_bounce(c.status, row.dsn_code.as_deref()) {
+            suppress.message_id.push(c.message_id);
+            suppress.email.push(row.email.to_lowercase());
+            suppress.reason.push(
+                row.smtp_response
+                    .clone()
+                    .unwrap_or_else(|| "hard bounce".to_owned()),
+            );
+            suppress.dsn_code.push(row.dsn_code.clone());
+        }
+        applied.push(true);
+    }
+    if touched.is_empty() {
+        return Ok(applied);
+    }
+
+    let (mut u_id, mut u_status, mut u_dsn, mut u_resp, mut u_at) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for id in &touched {
+        if let Some(r) = current.get(id) {
+            u_id.push(r.id);
+            u_status.push(r.status.clone());
+            u_dsn.push(r.dsn_code.clone());
+            u_resp.push(r.smtp_response.clone());
+            u_at.push(r.delivered_at);
+        }
+    }
+    sqlx::query(
+        "update recipients r
+            set status = u.status, dsn_code = u.dsn_code, smtp_response = u.smtp_response,
+                delivered_at = u.delivered_at, updated_at = now()
+           from unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                as u(id, status, dsn_code, smtp_response, delivered_at)
+          where r.id = u.id",
+    )
+    .bind(&u_id)
+    .bind(&u_status)
+    .bind(&u_dsn)
+    .bind(&u_resp)
+    .bind(&u_at)
+    .execute(&mut *conn)
+    .await?;
+    events.insert(conn).await?;
+    suppress.insert(conn).await?;
+    Ok(applied)
+}
+
+#[derive(Default)]
+struct EventColumns {
+    message_id: Vec<Uuid>,
+    recipient_id: Vec<i64>,
+    status: Vec<String>,
+    dsn_code: Vec<Option<String>>,
+    smtp_response: Vec<Option<String>>,
+    source: Vec<String>,
+    evidence: Vec<Option<String>>,
+    occurred_at: Vec<DateTime<Utc>>,
+}
+
+impl EventColumns {
+    fn push(&mut self, c: &RecipientChange) {
+        self.message_id.push(c.message_id);
+        self.recipient_id.push(c.recipient_id);
+        self.status.push(c.status.as_str().to_owned());
+        self.dsn_code.push(c.dsn_code.clone());
+        self.smtp_response.push(c.smtp_response.clone());
+        self.source.push(c.source.as_str().to_owned());
+        self.evidence.push(c.evidence.clone());
+        self.occurred_at.push(c.occurred_at);
+    }
+
+    async fn insert(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        // `with ordinality` keeps the events' ids in the order the changes happened.
+        sqlx::query(
+            "insert into delivery_events
+                 (message_id, recipient_id, event, status, dsn_code, smtp_response, source,
+                  evidence, occurred_at)
+             select u.message_id, u.recipient_id, u.status, u.status, u.dsn_code, u.smtp_response,
+                    u.source, u.evidence, u.occurred_at
+               from unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
+                           $6::text[], $7::text[], $8::timestamptz[])
+                    with ordinality as u(message_id, recipient_id, status, dsn_code,
+                                         smtp_response, source, evidence, occurred_at, n)
+              order by u.n",
+        )
+        .bind(&self.message_id)
+        .bind(&self.recipient_id)
+        .bind(&self.status)
+        .bind(&self.dsn_code)
+        .bind(&self.smtp_response)
+        .bind(&self.source)
+        .bind(&self.evidence)
+        .bind(&self.occurred_at)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct SuppressionColumns {
+    message_id: Vec<Uuid>,
+    email: Vec<String>,
+    reason: Vec<String>,
+    dsn_code: Vec<Option<String>>,
+}
+
+impl SuppressionColumns {
+    async fn insert(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+        if self.email.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "insert into suppressions (domain, email, reason, source, dsn_code, message_id)
+             select m.from_domain, u.email, u.reason, 'bounce', u.dsn_code, u.message_id
+               from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+                    as u(message_id, email, reason, dsn_code)
+               join messages m on m.id = u.message_id
+             on conflict (domain, email) do nothing",
+        )
+        .bind(&self.message_id)
+        .bind(&self.email)
+        .bind(&self.reason)
+        .bind(&self.dsn_code)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Rolls one message up from its recipients; see [`rollup_messages`].
+pub async fn rollup_message(
+    conn: &mut sqlx::PgConnection,
+    message_id: Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    let done = rollup_messages(conn, &[message_id]).await?;
+    Ok(done.into_iter().next().map(|(_, status)| status))
+}
+
+/// For each `submitted` message none of whose recipients is still open, sets `sent` (all sent),
+/// `bounced` (none sent) or `partial`, and `completed_at`. Returns the messages it completed.
+/// A message that is not yet `submitted` (the log can run ahead of the worker's commit) is left
+/// alone: the worker rolls it up when it records the submission.
+pub async fn rollup_messages(
+    conn: &mut sqlx::PgConnection,
+    message_ids: &[Uuid],
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query_as(
+        "update messages m
+            set status = case when a.sent = a.total then 'sent'
+                              when a.sent = 0 then 'bounced'
+                              else 'partial' end,
+                completed_at = now(), updated_at = now()
+           from (select message_id,
+                        count(*) as total,
+                        count(*) filter (where status = 'sent') as sent,
+                        count(*) filter (where status in ('pending', 'deferred')) as open
+                   from recipients
+                  where message_id = any($1)
+                  group by message_id) a
+          where m.id = a.message_id and m.status = 'submitted' and a.open = 0
+          returning m.id, m.status",
+    )
+    .bind(message_ids)
+    .fetch_all(conn)
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deferred_never_overwrites_a_final_status() {
+        for done in ["sent", "bounced", "failed", "suppressed"] {
+            assert!(
+                !transition_allowed(done, RecipientStatus::Deferred),
+                "{done}"
+            );
+        }
+        assert!(transition_allowed("pending", RecipientStatus::Deferred));
+        assert!(transition_allowed("deferred", RecipientStatus::Deferred));
+    }
+
+    #[test]
+    fn a_final_status_is_taken_once() {
+        assert!(transition_allowed("deferred", RecipientStatus::Sent));
+        assert!(!transition_allowed("sent", RecipientStatus::Sent));
+        assert!(!transition_allowed("bounced", RecipientStatus::Bounced));
+        assert!(!transition_allowed("failed", RecipientStatus::Bounced));
+        assert!(!transition_allowed("bounced", RecipientStatus::Sent));
+        // A remote MTA may accept and bounce later.
+        assert!(transition_allowed("sent", RecipientStatus::Bounced));
+    }
+
+    #[test]
+    fn only_permanent_failures_suppress() {
+        assert!(is_hard_bounce(RecipientStatus::Bounced, Some("5.1.1")));
+        assert!(!is_hard_bounce(RecipientStatus::Failed, Some("4.2.0")));
+        assert!(!is_hard_bounce(RecipientStatus::Sent, Some("5.1.1")));
+        assert!(!is_hard_bounce(RecipientStatus::Bounced, None));
+    }
+}
