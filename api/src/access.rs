@@ -137,3 +137,39 @@ pub async fn require_message_access(
         _ => Err(ApiError::MessageNotFound),
     }
 }
+
+/// A hosted domain a caller was allowed to act on.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DomainRef {
+    pub id: i64,
+    pub domain: String,
+    pub active: bool,
+}
+
+/// Acting on one domain (its users, its DNS): admin, or `permission` on it. The permission is
+/// checked before the domain is looked up, so a caller without it gets `ACCESS_DENIED` whether
+/// or not the domain exists; only those allowed learn that it does not (`NOT_FOUND`).
+pub async fn require_domain(
+    db: &PgPool,
+    p: &Principal,
+    permission: Permission,
+    domain: &str,
+) -> ApiResult<DomainRef> {
+    require_permission(db, p, permission, domain).await?;
+    sqlx::query_as("select id, domain, active from domains where domain = $1")
+        .bind(domain)
+        .fetch_optional(db)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("Domain {domain} not found")))
+}
+
+/// Seeing a mailbox's permission grants: admin, or that mailbox's own token.
+pub fn require_self_or_admin(p: &Principal, email: &str) -> ApiResult<()> {
+    if p.is_admin() || p.email() == Some(email) {
+        Ok(())
+    } else {
+        Err(ApiError::AccessDenied(
+            "Token doesn't have access to resource",
+        ))
+    }
+}

@@ -41,6 +41,7 @@ pub struct Settings {
     pub bounce_domain: String,
     pub limits: Limits,
     pub worker: WorkerSettings,
+    pub accounts: AccountSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,22 @@ pub struct Limits {
     /// revoked token keeps working there.
     pub token_cache_ttl: Duration,
     pub idempotency_ttl: Duration,
+}
+
+/// Self-signup limits and what the DNS endpoints publish and query.
+#[derive(Debug, Clone)]
+pub struct AccountSettings {
+    /// Signup attempts allowed per domain name per hour (the spec says 3).
+    pub signups_per_domain_per_hour: u32,
+    /// Signup attempts allowed per client IP address per hour.
+    pub signups_per_ip_per_hour: u32,
+    /// Lifetime of the user token a signup returns.
+    pub signup_token_ttl: Duration,
+    /// Host name published as the MX of hosted domains and authorised by their SPF record.
+    pub mx_host: String,
+    /// Resolver used by DNS verification (`MAILAPI_DNS_RESOLVER`, `ip` or `ip:port`); `None`
+    /// means the system's resolvers from `/etc/resolv.conf`.
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -181,6 +198,24 @@ impl Settings {
                     env.parse("MAILAPI_RECONCILE_AFTER_SECS", 30u64)?,
                 ),
             },
+            accounts: AccountSettings {
+                signups_per_domain_per_hour: env
+                    .parse("MAILAPI_SIGNUPS_PER_DOMAIN_PER_HOUR", 3u32)?,
+                signups_per_ip_per_hour: env.parse("MAILAPI_SIGNUPS_PER_IP_PER_HOUR", 10u32)?,
+                signup_token_ttl: Duration::from_secs(
+                    86_400 * env.parse("MAILAPI_SIGNUP_TOKEN_TTL_DAYS", 30u64)?,
+                ),
+                mx_host: env.string("MAILAPI_MX_HOST", "mail.mailapi.local"),
+                dns_resolver: match env.optional("MAILAPI_DNS_RESOLVER") {
+                    None => None,
+                    Some(raw) => Some(parse_resolver(&raw).ok_or_else(|| {
+                        bad(
+                            "MAILAPI_DNS_RESOLVER",
+                            format!("`{raw}` is not an IP address or IP:port"),
+                        )
+                    })?),
+                },
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -221,6 +256,20 @@ impl Settings {
                 "MAILAPI_RATE_LIMIT_PER_MINUTE",
                 "rate limits must be at least 1",
             ));
+        }
+        if self.accounts.signups_per_domain_per_hour == 0
+            || self.accounts.signups_per_ip_per_hour == 0
+        {
+            return Err(bad(
+                "MAILAPI_SIGNUPS_PER_DOMAIN_PER_HOUR",
+                "signup limits must be at least 1",
+            ));
+        }
+        if self.accounts.signup_token_ttl.is_zero() {
+            return Err(bad("MAILAPI_SIGNUP_TOKEN_TTL_DAYS", "must be at least 1"));
+        }
+        if crate::address::DomainName::parse(&self.accounts.mx_host).is_err() {
+            return Err(bad("MAILAPI_MX_HOST", "must be a host name"));
         }
         if self.limits.max_recipients == 0 {
             return Err(bad("MAILAPI_MAX_RECIPIENTS", "must be at least 1"));
@@ -263,6 +312,16 @@ impl Settings {
     pub fn claim_duration(&self) -> Duration {
         self.smtp.transaction_timeout() + Duration::from_secs(5)
     }
+}
+
+/// `192.0.2.1`, `192.0.2.1:5353`, `2001:db8::1` or `[2001:db8::1]:5353`; port 53 by default.
+fn parse_resolver(raw: &str) -> Option<SocketAddr> {
+    let raw = raw.trim();
+    raw.parse::<SocketAddr>().ok().or_else(|| {
+        raw.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, 53))
+    })
 }
 
 fn default_consumer_name() -> String {
@@ -342,6 +401,20 @@ mod tests {
         assert_eq!(err.var, "MAILAPI_SMTP_PORT");
         let err = load(&[("MAILAPI_DATABASE_URL", "mysql://x")]).unwrap_err();
         assert_eq!(err.var, "MAILAPI_DATABASE_URL");
+    }
+
+    #[test]
+    fn dns_resolver_takes_an_address_with_or_without_port() {
+        assert_eq!(load(&[]).unwrap().accounts.dns_resolver, None);
+        let s = load(&[("MAILAPI_DNS_RESOLVER", "127.0.0.1:5353")]).unwrap();
+        assert_eq!(
+            s.accounts.dns_resolver,
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        let s = load(&[("MAILAPI_DNS_RESOLVER", "::1")]).unwrap();
+        assert_eq!(s.accounts.dns_resolver, Some("[::1]:53".parse().unwrap()));
+        let err = load(&[("MAILAPI_DNS_RESOLVER", "dns.example")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_DNS_RESOLVER");
     }
 
     #[test]

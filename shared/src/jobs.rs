@@ -41,6 +41,16 @@ impl Keys {
         )
     }
 
+    /// Sliding-window logs of signup attempts for one domain name and one client IP. Both carry
+    /// the `{signup}` hash tag so one script can check and record them together; signups are
+    /// rare enough that sharing one Cluster slot costs nothing.
+    pub fn signup_limits(&self, domain: &str, client_ip: &str) -> (String, String) {
+        (
+            format!("{}:{{signup}}:domain:{domain}", self.prefix),
+            format!("{}:{{signup}}:ip:{client_ip}", self.prefix),
+        )
+    }
+
     /// Channel on which token revocations are announced to every API process.
     pub fn revocations_channel(&self) -> String {
         format!("{}:{{tokens}}:revoked", self.prefix)

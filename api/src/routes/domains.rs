@@ -1,9 +1,212 @@
-//! `/domains/... pending, approve, DNS records`.
+//! `/domains`: pending domains and their approval (admin), and the DNS records a domain should
+//! publish and whether it does (`manage_domains`).
+//!
+//! Approval is what allows sending: it generates the domain's DKIM key pair (the private key
+//! stays in the database for the worker and never appears in a response) and sets it active.
 
+mod dkim;
+mod records;
+mod verify;
+
+use axum::Json as JsonResponse;
 use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use shared::address::DomainName;
 
+use crate::access::{Permission, require_admin, require_domain};
+use crate::auth::Auth;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
+use crate::routes::tokens::Page;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/domains/pending", get(pending))
+        .route("/domains/{domain}/approve", post(approve))
+        .route("/domains/{domain}/dns", get(dns))
+        .route("/domains/{domain}/dns/verify", post(verify_dns))
+}
+
+/// A domain name from the path; `VALIDATION_ERROR` naming `domain` when it cannot be one.
+pub fn parse_domain(raw: &str) -> ApiResult<DomainName> {
+    DomainName::parse(raw).map_err(|e| ApiError::validation("domain", e.to_string()))
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct PendingDomain {
+    domain: String,
+    active: bool,
+    #[serde(with = "crate::time")]
+    created: DateTime<Utc>,
+    creator_email: Option<String>,
+}
+
+/// `GET /domains/pending` (admin): oldest first, `limit`/`offset` as every list.
+async fn pending(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Query(page): Query<Page>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&p)?;
+    let (limit, offset) = page.resolve()?;
+    let total: i64 = sqlx::query_scalar("select count(*) from domains where not active")
+        .fetch_one(&state.db)
+        .await?;
+    let domains: Vec<PendingDomain> = sqlx::query_as(
+        "select domain, active, created_at as created, creator_email from domains
+          where not active order by created_at, id limit $1 offset $2",
+    )
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(JsonResponse(
+        json!({ "success": true, "total": total, "domains": domains }),
+    ))
+}
+
+/// `POST /domains/{domain}/approve` (admin): `NOT_FOUND` for an unknown domain,
+/// `DOMAIN_ALREADY_ACTIVE` (409) for an active one.
+async fn approve(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(raw): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&p)?;
+    let domain = parse_domain(&raw)?;
+    let row: Option<(bool, bool)> = sqlx::query_as(
+        "select active, dkim_private_key is not null from domains where domain = $1",
+    )
+    .bind(domain.as_str())
+    .fetch_optional(&state.db)
+    .await?;
+    let already = || ApiError::Conflict {
+        code: "DOMAIN_ALREADY_ACTIVE",
+        message: format!("Domain {domain} is already active"),
+    };
+    let has_key = match row {
+        None => return Err(ApiError::NotFound(format!("Domain {domain} not found"))),
+        Some((true, _)) => return Err(already()),
+        Some((false, has_key)) => has_key,
+    };
+    // A domain that was approved before keeps its key (its DNS record is already published);
+    // only a domain without one gets a new pair.
+    let key = if has_key {
+        None
+    } else {
+        Some(
+            tokio::task::spawn_blocking(|| dkim::generate(Utc::now()))
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?
+                .map_err(ApiError::Internal)?,
+        )
+    };
+    // Conditional on `not active`: of two concurrent approvals exactly one wins, and the
+    // coalesces keep a key some earlier approval stored.
+    let done = sqlx::query(
+        "update domains
+            set active = true, approved_at = now(), updated_at = now(),
+                dkim_selector = coalesce(dkim_selector, $2),
+                dkim_private_key = coalesce(dkim_private_key, $3),
+                dkim_public_key = coalesce(dkim_public_key, $4)
+          where domain = $1 and not active",
+    )
+    .bind(domain.as_str())
+    .bind(key.as_ref().map(|k| k.selector.as_str()))
+    .bind(key.as_ref().map(|k| k.private_pem.as_str()))
+    .bind(key.as_ref().map(|k| k.public_pem.as_str()))
+    .execute(&state.db)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(already());
+    }
+    tracing::info!(domain = %domain, "domain approved");
+    Ok(JsonResponse(json!({
+        "success": true,
+        "message": format!("Domain {domain} has been approved and activated"),
+        "domain": domain,
+        "active": true,
+    })))
+}
+
+/// The records to publish for a domain the caller may manage.
+async fn expected_records(
+    state: &AppState,
+    p: &crate::auth::Principal,
+    raw: &str,
+) -> ApiResult<(
+    crate::access::DomainRef,
+    Option<String>,
+    Vec<records::Expected>,
+)> {
+    let domain = parse_domain(raw)?;
+    let d = require_domain(&state.db, p, Permission::ManageDomains, domain.as_str()).await?;
+    let key: (Option<String>, Option<String>) =
+        sqlx::query_as("select dkim_selector, dkim_public_key from domains where id = $1")
+            .bind(d.id)
+            .fetch_one(&state.db)
+            .await?;
+    let dkim = match key {
+        (Some(selector), Some(public_pem)) => Some((
+            selector,
+            dkim::public_key_base64(&public_pem).map_err(ApiError::Internal)?,
+        )),
+        _ => None,
+    };
+    let list = records::expected(&records::Inputs {
+        domain: &d.domain,
+        mx_host: &state.settings.accounts.mx_host,
+        bounce_domain: &state.settings.bounce_domain,
+        dkim: dkim.as_ref().map(|(s, p)| (s.as_str(), p.as_str())),
+    });
+    Ok((d, dkim.map(|(s, _)| s), list))
+}
+
+/// `GET /domains/{domain}/dns` (`manage_domains`).
+async fn dns(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(raw): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let (d, selector, records) = expected_records(&state, &p, &raw).await?;
+    let note = if selector.is_none() {
+        "The DKIM record is listed once an admin approves the domain (approval creates its key)."
+    } else {
+        "Publish every record; POST /domains/{domain}/dns/verify checks them."
+    };
+    Ok(JsonResponse(json!({
+        "success": true,
+        "domain": d.domain,
+        "active": d.active,
+        "dkim_selector": selector,
+        "return_path_domain": state.settings.bounce_domain,
+        "records": records,
+        "message": note,
+    })))
+}
+
+/// `POST /domains/{domain}/dns/verify` (`manage_domains`): each record ok, missing, wrong (or
+/// error when the lookup itself failed), with what was found.
+async fn verify_dns(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(raw): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let (d, _, expected) = expected_records(&state, &p, &raw).await?;
+    let resolver =
+        verify::resolver(state.settings.accounts.dns_resolver).map_err(ApiError::Unavailable)?;
+    let checked = verify::check_all(&resolver, expected).await;
+    let all_ok = checked.iter().all(|c| c.status == records::Status::Ok);
+    Ok(JsonResponse(json!({
+        "success": true,
+        "domain": d.domain,
+        "all_ok": all_ok,
+        "records": checked,
+    })))
 }

@@ -1,9 +1,138 @@
-//! `POST /auth/signup (no token)`.
+//! `POST /auth/signup` (no token): a new domain, pending approval, with its first mailbox.
+//!
+//! Everything a signup creates (the domain, the mailbox, its `manage_domains` grant and its
+//! session token) is written in one transaction, so a signup that fails anywhere leaves nothing
+//! behind. The mailbox is active at once: Dovecot reads our tables, so the new password works
+//! for IMAP immediately, while sending from the domain waits for an admin's approval.
 
+mod limit;
+
+use std::net::SocketAddr;
+
+use axum::Json as JsonResponse;
 use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+use shared::address::DomainName;
+use shared::token::TokenSecret;
 
+use super::users::input::{Password, address_in_domain, constraint, display_name, insert_mailbox};
+use crate::access::Permission;
+use crate::auth::TokenType;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Json;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
+    Router::new().route("/auth/signup", post(signup))
+}
+
+/// Every field optional at the serde level so a missing one is reported by name.
+#[derive(Deserialize)]
+pub struct SignupRequest {
+    domain: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+}
+
+fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
+    value
+        .as_deref()
+        .ok_or_else(|| ApiError::validation(field, "is required"))
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<SignupRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let domain = DomainName::parse(required(&req.domain, "domain")?.trim())
+        .map_err(|e| ApiError::validation("domain", e.to_string()))?;
+    let email = address_in_domain(required(&req.email, "email")?, domain.as_str())?;
+    let password = Password::parse(required(&req.password, "password")?)?;
+    let name = display_name(req.name.as_deref())?;
+
+    // Counted before the domain is looked at: the limit is on attempts, successful or not.
+    limit::admit(&state, domain.as_str(), &peer.ip().to_string()).await?;
+    let exists = || ApiError::Conflict {
+        code: "DOMAIN_EXISTS",
+        message: format!("Domain {domain} already exists"),
+    };
+    // The bounce domain receives every bounce report and the MX host is the server itself:
+    // neither is ever up for signup.
+    let settings = &state.settings;
+    if [&settings.bounce_domain, &settings.accounts.mx_host].contains(&&domain.to_string()) {
+        return Err(exists());
+    }
+    let password_hash = password.hash().await?;
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(state.settings.accounts.signup_token_ttl)
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    let secret = TokenSecret::generate();
+
+    let mut tx = state.db.begin().await?;
+    let domain_id: i64 = sqlx::query_scalar(
+        "insert into domains (domain, active, creator_email) values ($1, false, $2) returning id",
+    )
+    .bind(domain.as_str())
+    .bind(email.as_str())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| {
+        if constraint(&e) == Some("domains_domain_key") {
+            exists()
+        } else {
+            e.into()
+        }
+    })?;
+    let mailbox_id = insert_mailbox(
+        &mut tx,
+        domain_id,
+        &email,
+        name.as_deref(),
+        &password_hash,
+        true,
+    )
+    .await?;
+    sqlx::query("insert into permissions (mailbox_id, domain_id, permission) values ($1, $2, $3)")
+        .bind(mailbox_id)
+        .bind(domain_id)
+        .bind(Permission::ManageDomains.as_str())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "insert into api_tokens (token_hash, token_prefix, token_type, mailbox_id, name, expires_at)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(&secret.hash()[..])
+    .bind(secret.prefix())
+    .bind(TokenType::User.as_str())
+    .bind(mailbox_id)
+    .bind("signup session")
+    .bind(expires_at)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    tracing::info!(domain = %domain, email = %email, "signup: domain pending approval");
+    Ok((
+        StatusCode::CREATED,
+        JsonResponse(json!({
+            "success": true,
+            "token": secret.expose(),
+            "token_type": TokenType::User.as_str(),
+            "email": email,
+            "name": name,
+            "domain": domain,
+            "domain_status": "pending",
+            "expires_at": crate::time::format(&expires_at),
+            "message": format!("Account created! Your domain '{domain}' is pending admin approval."),
+        })),
+    ))
 }

@@ -1,9 +1,242 @@
-//! `/domains/{domain}/users mailbox management`.
+//! `/domains/{domain}/users`: mailboxes of a domain, for admins and holders of `manage_users`
+//! on it. Passwords are stored as `{SHA512-CRYPT}` hashes, which Dovecot verifies directly, so a
+//! created or changed password works for IMAP at once.
 
+pub mod input;
+
+use axum::Json as JsonResponse;
 use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, patch};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
+use self::input::{Password, address_in_domain, display_name, insert_mailbox};
+use super::domains::parse_domain;
+use crate::access::{DomainRef, Permission, require_domain};
+use crate::auth::{Auth, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::routes::tokens::Page;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/domains/{domain}/users", get(list).post(create))
+        .route(
+            "/domains/{domain}/users/{email}",
+            patch(update).delete(remove),
+        )
+}
+
+#[derive(Serialize, sqlx::FromRow)]
+struct User {
+    email: String,
+    name: Option<String>,
+    active: bool,
+    #[serde(with = "crate::time")]
+    created_at: DateTime<Utc>,
+    #[serde(with = "crate::time")]
+    updated_at: DateTime<Utc>,
+}
+
+macro_rules! user_columns {
+    () => {
+        "email, name, active, created_at, updated_at"
+    };
+}
+
+async fn fetch_user(conn: impl sqlx::PgExecutor<'_>, id: i64) -> ApiResult<User> {
+    Ok(sqlx::query_as(concat!(
+        "select ",
+        user_columns!(),
+        " from mailboxes where id = $1"
+    ))
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
+}
+
+async fn domain_for(state: &AppState, p: &Principal, raw: &str) -> ApiResult<DomainRef> {
+    let domain = parse_domain(raw)?;
+    require_domain(&state.db, p, Permission::ManageUsers, domain.as_str()).await
+}
+
+#[derive(Deserialize)]
+struct CreateUser {
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+    active: Option<bool>,
+}
+
+/// `POST /domains/{domain}/users`: 201 with the new mailbox; `MAILBOX_EXISTS` (409) if taken.
+async fn create(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(raw): Path<String>,
+    Json(req): Json<CreateUser>,
+) -> ApiResult<impl IntoResponse> {
+    let d = domain_for(&state, &p, &raw).await?;
+    let email = req
+        .email
+        .as_deref()
+        .ok_or_else(|| ApiError::validation("email", "is required"))?;
+    let email = address_in_domain(email, &d.domain)?;
+    let password = req
+        .password
+        .as_deref()
+        .ok_or_else(|| ApiError::validation("password", "is required"))?;
+    let hash = Password::parse(password)?.hash().await?;
+    let name = display_name(req.name.as_deref())?;
+    let mut conn = state.db.acquire().await?;
+    let id = insert_mailbox(
+        &mut conn,
+        d.id,
+        &email,
+        name.as_deref(),
+        &hash,
+        req.active.unwrap_or(true),
+    )
+    .await?;
+    let user = fetch_user(&mut *conn, id).await?;
+    Ok((
+        StatusCode::CREATED,
+        JsonResponse(json!({ "success": true, "domain": d.domain, "user": user })),
+    ))
+}
+
+/// `GET /domains/{domain}/users`: by address, `limit`/`offset` as every list.
+async fn list(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(raw): Path<String>,
+    Query(page): Query<Page>,
+) -> ApiResult<impl IntoResponse> {
+    let d = domain_for(&state, &p, &raw).await?;
+    let (limit, offset) = page.resolve()?;
+    let total: i64 = sqlx::query_scalar("select count(*) from mailboxes where domain_id = $1")
+        .bind(d.id)
+        .fetch_one(&state.db)
+        .await?;
+    let users: Vec<User> = sqlx::query_as(concat!(
+        "select ",
+        user_columns!(),
+        " from mailboxes where domain_id = $1 order by email limit $2 offset $3"
+    ))
+    .bind(d.id)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&state.db)
+    .await?;
+    Ok(JsonResponse(json!({
+        "success": true, "domain": d.domain, "total": total, "users": users
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateUser {
+    password: Option<String>,
+    name: Option<String>,
+    active: Option<bool>,
+}
+
+/// The mailbox `raw_email` of domain `d`; `MAILBOX_NOT_FOUND` when it is not one of its own.
+fn mailbox_address(d: &DomainRef, raw_email: &str) -> ApiResult<String> {
+    address_in_domain(raw_email, &d.domain)
+        .map(|e| e.as_str().to_owned())
+        .map_err(|_| ApiError::MailboxNotFound)
+}
+
+/// Every token of a mailbox is dropped from this process's cache after a change that disables
+/// them (deactivation, deletion); other processes see it within the cache's TTL.
+async fn forget_tokens(state: &AppState, mailbox_id: i64) -> ApiResult<()> {
+    let ids: Vec<i64> = sqlx::query_scalar("select id from api_tokens where mailbox_id = $1")
+        .bind(mailbox_id)
+        .fetch_all(&state.db)
+        .await?;
+    for id in ids {
+        state.tokens.forget(id);
+    }
+    Ok(())
+}
+
+/// `PATCH /domains/{domain}/users/{email}`: any of password, name, active.
+async fn update(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((raw, raw_email)): Path<(String, String)>,
+    Json(req): Json<UpdateUser>,
+) -> ApiResult<impl IntoResponse> {
+    let d = domain_for(&state, &p, &raw).await?;
+    let email = mailbox_address(&d, &raw_email)?;
+    if req.password.is_none() && req.name.is_none() && req.active.is_none() {
+        return Err(ApiError::validation(
+            "body",
+            "give at least one of password, name, active",
+        ));
+    }
+    let hash = match req.password.as_deref() {
+        Some(pw) => Some(Password::parse(pw)?.hash().await?),
+        None => None,
+    };
+    // `name: ""` clears the name; an absent name leaves it unchanged.
+    let name = display_name(req.name.as_deref())?;
+    let row: Option<(i64, bool)> = sqlx::query_as(
+        "update mailboxes
+            set password_hash = coalesce($3, password_hash),
+                name = case when $4 then $5 else name end,
+                active = coalesce($6, active),
+                updated_at = now()
+          where domain_id = $1 and email = $2
+          returning id, active",
+    )
+    .bind(d.id)
+    .bind(&email)
+    .bind(hash)
+    .bind(req.name.is_some())
+    .bind(name)
+    .bind(req.active)
+    .fetch_optional(&state.db)
+    .await?;
+    let (id, active) = row.ok_or(ApiError::MailboxNotFound)?;
+    if !active {
+        forget_tokens(&state, id).await?;
+    }
+    let user = fetch_user(&state.db, id).await?;
+    Ok(JsonResponse(
+        json!({ "success": true, "domain": d.domain, "user": user }),
+    ))
+}
+
+/// `DELETE /domains/{domain}/users/{email}`: the mailbox, its tokens and its grants. The mail
+/// stored by Dovecot stays on disk until an operator removes it.
+async fn remove(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((raw, raw_email)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let d = domain_for(&state, &p, &raw).await?;
+    let email = mailbox_address(&d, &raw_email)?;
+    let id: Option<i64> =
+        sqlx::query_scalar("select id from mailboxes where domain_id = $1 and email = $2")
+            .bind(d.id)
+            .bind(&email)
+            .fetch_optional(&state.db)
+            .await?;
+    let id = id.ok_or(ApiError::MailboxNotFound)?;
+    forget_tokens(&state, id).await?;
+    sqlx::query("delete from mailboxes where id = $1")
+        .bind(id)
+        .execute(&state.db)
+        .await?;
+    Ok(JsonResponse(json!({
+        "success": true,
+        "message": format!("Mailbox {email} deleted"),
+        "email": email,
+    })))
 }
