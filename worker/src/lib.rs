@@ -5,11 +5,16 @@
 //! [`submit`] is the send loop (claim in Postgres, build, sign, submit, record) with
 //! [`claim`] holding its SQL, [`smtp`] the pooled transport and the sorting of SMTP outcomes,
 //! and [`dkim`] the per-domain signing keys; [`reclaim`] re-enqueues due messages the stream
-//! lost.
+//! lost. [`logtail`] follows the MTA's log (parsed by [`logline`]) into recipient statuses, and
+//! [`bounces`] reads bounce reports (parsed by [`dsn`]) from the bounce mailbox.
 
+pub mod bounces;
 pub mod claim;
 pub mod context;
 pub mod dkim;
+pub mod dsn;
+pub mod logline;
+pub mod logtail;
 pub mod reclaim;
 pub mod smtp;
 pub mod stream;
@@ -28,6 +33,8 @@ pub async fn run_until_stopped(
     let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
     tasks.spawn(submit::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(reclaim::run(ctx.clone(), shutdown.clone()));
+    tasks.spawn(logtail::run(ctx.clone(), shutdown.clone()));
+    tasks.spawn(bounces::run(ctx.clone(), shutdown.clone()));
     let mut result = Ok(());
     while let Some(res) = tasks.join_next().await {
         let res = res.map_err(anyhow::Error::from).and_then(|r| r);
