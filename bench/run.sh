@@ -21,7 +21,9 @@ DURATION=${BENCH_SECONDS:-15}
 PORT=${BENCH_PORT:-18080}
 
 base=${MAILAPI_DATABASE_URL%/*}
-export MAILAPI_DATABASE_URL="$base/mailapi_bench"
+query=
+[[ $MAILAPI_DATABASE_URL == *\?* ]] && query="?${MAILAPI_DATABASE_URL#*\?}"
+export MAILAPI_DATABASE_URL="$base/mailapi_bench$query"
 export MAILAPI_KEY_PREFIX="bench-$$"
 export MAILAPI_LISTEN="127.0.0.1:$PORT"
 export MAILAPI_RATE_LIMIT_PER_MINUTE=1000000000
@@ -36,7 +38,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql "$base/mailapi" -X -q -c "drop database if exists mailapi_bench" -c "create database mailapi_bench" >/dev/null
+psql "$base/mailapi$query" -X -q -c "drop database if exists mailapi_bench" -c "create database mailapi_bench" >/dev/null
 $API migrate >/dev/null
 psql "$MAILAPI_DATABASE_URL" -X -q -c "insert into domains (domain, active) values ('bench.test', true)"
 TOKEN=$($API token create --admin --name bench)

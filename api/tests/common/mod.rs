@@ -31,9 +31,13 @@ pub fn redis_url() -> String {
     env_or("MAILAPI_REDIS_URL", "redis://127.0.0.1:6379")
 }
 
+/// The same URL naming another database; a `?query` (e.g. `sslmode=disable`) is kept.
 fn with_database(url: &str, db: &str) -> String {
-    let (base, _) = url.rsplit_once('/').expect("database URL has a path");
-    format!("{base}/{db}")
+    let (base, rest) = url.rsplit_once('/').expect("database URL has a path");
+    match rest.split_once('?') {
+        Some((_, query)) => format!("{base}/{db}?{query}"),
+        None => format!("{base}/{db}"),
+    }
 }
 
 /// Creates `mailapi_test_<uuid>` and applies the migrations.
