@@ -303,8 +303,9 @@ pub async fn rollup_message(
     Ok(done.into_iter().next().map(|(_, status)| status))
 }
 
-/// For each `submitted` message none of whose recipients is still open, sets `sent` (all sent),
-/// `bounced` (none sent) or `partial`, and `completed_at`. Returns the messages it completed.
+/// Recomputes each submitted message's status from its recipients: `sent` (all sent), `bounced`
+/// (none sent) or `partial` once none is open, and `completed_at`; `partial` already while some
+/// are open if one was delivered and another failed. Returns the messages whose status changed.
 /// A message that is not yet `submitted` (the log can run ahead of the worker's commit) is left
 /// alone: the worker rolls it up when it records the submission.
 pub async fn rollup_messages(
@@ -315,19 +316,30 @@ pub async fn rollup_messages(
         return Ok(Vec::new());
     }
     sqlx::query_as(
+        // Once one recipient is delivered and another failed the message is `partial`, even
+        // while others are still deferred: the spec's "some delivered, some failed" is already
+        // true and can no longer become `sent` or `bounced`. Otherwise the message settles
+        // only when no recipient is open.
         "update messages m
-            set status = case when a.sent = a.total then 'sent'
-                              when a.sent = 0 then 'bounced'
-                              else 'partial' end,
-                completed_at = now(), updated_at = now()
+            set status = n.status,
+                completed_at = case when a.open = 0 then coalesce(m.completed_at, now()) end,
+                updated_at = now()
            from (select message_id,
                         count(*) as total,
                         count(*) filter (where status = 'sent') as sent,
+                        count(*) filter (where status in ('bounced', 'failed')) as failed,
                         count(*) filter (where status in ('pending', 'deferred')) as open
                    from recipients
                   where message_id = any($1)
-                  group by message_id) a
-          where m.id = a.message_id and m.status = 'submitted' and a.open = 0
+                  group by message_id) a,
+                lateral (select case when a.open = 0 and a.sent = a.total then 'sent'
+                                     when a.open = 0 and a.sent = 0 then 'bounced'
+                                     when a.open = 0 then 'partial'
+                                     when a.sent > 0 and a.failed > 0 then 'partial'
+                                     else 'submitted' end as status) n
+          where m.id = a.message_id
+            and m.status in ('submitted', 'sent', 'partial', 'bounced')
+            and m.status <> n.status
           returning m.id, m.status",
     )
     .bind(message_ids)

@@ -140,8 +140,8 @@ pub async fn create(
 
 #[derive(Deserialize)]
 pub struct Page {
-    limit: Option<i64>,
-    offset: Option<i64>,
+    pub limit: Option<i64>,
+    pub offset: Option<i64>,
 }
 
 impl Page {
