@@ -122,6 +122,7 @@ impl RateLimiter {
                 } else {
                     (self.per_minute, "minute")
                 };
+                metrics::counter!(shared::metrics::RATE_LIMITED, "window" => window).increment(1);
                 Err(ApiError::RateLimited {
                     retry_after_secs: ms_to_secs(retry_ms).max(1),
                     limit,
@@ -136,11 +137,15 @@ impl RateLimiter {
                         remaining: 0,
                         reset_secs: 60,
                     }),
-                    Err(_) => Err(ApiError::RateLimited {
-                        retry_after_secs: 60,
-                        limit: self.per_minute,
-                        window: "minute",
-                    }),
+                    Err(_) => {
+                        metrics::counter!(shared::metrics::RATE_LIMITED, "window" => "minute")
+                            .increment(1);
+                        Err(ApiError::RateLimited {
+                            retry_after_secs: 60,
+                            limit: self.per_minute,
+                            window: "minute",
+                        })
+                    }
                 }
             }
         }

@@ -119,6 +119,8 @@ pub struct WorkerSettings {
     pub reclaim_idle: Duration,
     /// A message still `pending` this long after its due time is put back on the stream.
     pub reconcile_after: Duration,
+    /// Where the worker serves `/metrics` and `/health`; `None` (`off`) serves nothing.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Settings {
@@ -197,6 +199,13 @@ impl Settings {
                 reconcile_after: Duration::from_secs(
                     env.parse("MAILAPI_RECONCILE_AFTER_SECS", 30u64)?,
                 ),
+                metrics_listen: match env.string("MAILAPI_WORKER_METRICS_LISTEN", "127.0.0.1:9091")
+                {
+                    off if off == "off" => None,
+                    addr => Some(addr.parse().map_err(|e| {
+                        bad("MAILAPI_WORKER_METRICS_LISTEN", format!("`{addr}`: {e}"))
+                    })?),
+                },
             },
             accounts: AccountSettings {
                 signups_per_domain_per_hour: env

@@ -175,6 +175,12 @@ pub async fn apply_recipient_statuses(
             suppress.dsn_code.push(row.dsn_code.clone());
         }
         applied.push(true);
+        metrics::counter!(
+            crate::metrics::DELIVERIES,
+            "status" => c.status.as_str(),
+            "source" => c.source.as_str()
+        )
+        .increment(1);
     }
     if touched.is_empty() {
         return Ok(applied);

@@ -6,7 +6,8 @@
 //! [`claim`] holding its SQL, [`smtp`] the pooled transport and the sorting of SMTP outcomes,
 //! and [`dkim`] the per-domain signing keys; [`reclaim`] re-enqueues due messages the stream
 //! lost. [`logtail`] follows the MTA's log (parsed by [`logline`]) into recipient statuses, and
-//! [`bounces`] reads bounce reports (parsed by [`dsn`]) from the bounce mailbox.
+//! [`bounces`] reads bounce reports (parsed by [`dsn`]) from the bounce mailbox; [`metrics`]
+//! serves `/metrics` and samples the stream.
 
 pub mod bounces;
 pub mod claim;
@@ -15,6 +16,7 @@ pub mod dkim;
 pub mod dsn;
 pub mod logline;
 pub mod logtail;
+pub mod metrics;
 pub mod reclaim;
 pub mod smtp;
 pub mod stream;
@@ -35,6 +37,7 @@ pub async fn run_until_stopped(
     tasks.spawn(reclaim::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(logtail::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(bounces::run(ctx.clone(), shutdown.clone()));
+    tasks.spawn(metrics::serve(ctx.clone(), shutdown.clone()));
     let mut result = Ok(());
     while let Some(res) = tasks.join_next().await {
         let res = res.map_err(anyhow::Error::from).and_then(|r| r);

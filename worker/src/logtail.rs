@@ -94,6 +94,7 @@ async fn follow_as_leader(
     let mut last_heartbeat = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
         let stats = follower.ingest_available(&mut conn).await?;
+        follower.report_lag(stats.lines == 0);
         if stats.unparsed > 0 {
             tracing::warn!(unparsed = stats.unparsed, "log lines that did not parse");
         }
@@ -146,6 +147,8 @@ pub struct Follower {
     senders: HashMap<String, String>,
     pending_rejects: VecDeque<PendingReject>,
     batch_lines: usize,
+    /// When a pass last found nothing left to read (for the lag metric).
+    caught_up_at: std::time::Instant,
 }
 
 /// A `<QID>: reject: RCPT` line logged before the `cleanup` line that tells whose the QID is.
@@ -223,7 +226,32 @@ impl Follower {
             senders: HashMap::new(),
             pending_rejects: VecDeque::new(),
             batch_lines: BATCH_LINES,
+            caught_up_at: std::time::Instant::now(),
         })
+    }
+
+    /// Publishes how far behind the end of the log we are. `caught_up`: the last pass found no
+    /// complete line left.
+    fn report_lag(&mut self, caught_up: bool) {
+        let behind = self
+            .current
+            .as_ref()
+            .and_then(|c| {
+                c.file
+                    .metadata()
+                    .ok()
+                    .map(|m| m.len().saturating_sub(c.offset))
+            })
+            .unwrap_or(0);
+        metrics::gauge!(shared::metrics::LOG_LAG_BYTES).set(behind as f64);
+        if caught_up {
+            self.caught_up_at = std::time::Instant::now();
+        }
+        metrics::gauge!(shared::metrics::LOG_LAG_SECONDS).set(if caught_up {
+            0.0
+        } else {
+            self.caught_up_at.elapsed().as_secs_f64()
+        });
     }
 
     /// Lines per transaction (tests use small batches to stop mid-file).
@@ -383,6 +411,7 @@ impl Follower {
             c.offset = end;
         }
         stats.lines += batch.lines;
+        metrics::counter!(shared::metrics::LOG_LINES).increment(batch.lines as u64);
         stats.unparsed += batch.unparsed;
         stats.changes += batch.changes;
         stats.inbound += batch.inbound;

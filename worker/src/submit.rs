@@ -128,6 +128,14 @@ impl Submitter {
         let db = &self.ctx.db;
         let started = std::time::Instant::now();
         let result = self.smtp.submit(envelope, bytes).await;
+        let outcome = match &result {
+            Ok(_) => "accepted",
+            Err(SubmitFailure::Transient(_)) => "transient",
+            Err(SubmitFailure::Permanent { .. }) => "permanent",
+            Err(SubmitFailure::Ambiguous(_)) => "ambiguous",
+        };
+        metrics::counter!(shared::metrics::SMTP_SUBMISSIONS, "outcome" => outcome).increment(1);
+        metrics::histogram!(shared::metrics::SMTP_DURATION).record(started.elapsed().as_secs_f64());
         tracing::debug!(message_id = %c.id, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "smtp submission");
         match result {
             Ok(accepted) => {

@@ -114,6 +114,7 @@ async fn send(
     };
     let response = store::accepted_response(id, &status, recipient_count);
 
+    metrics::counter!(shared::metrics::MESSAGES_ACCEPTED).increment(1);
     if status == "pending" {
         enqueue(
             &state,

@@ -5,6 +5,7 @@ pub mod events;
 pub mod health;
 pub mod mail;
 pub mod mailbox;
+pub mod metrics;
 pub mod permissions;
 pub mod signup;
 pub mod suppressions;
@@ -24,6 +25,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router(state: AppState) -> Router {
+    // The registry must exist before the first request is counted.
+    let _ = shared::metrics::handle();
     // Each resource module owns its routes; all of them sit behind token authentication.
     let authenticated = Router::new()
         .merge(tokens::router())
@@ -43,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/metrics", get(metrics::render))
         .nest("/api/v1", authenticated.merge(signup::router()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -50,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             limit_to_error(req, next, body_limit)
         }))
+        .layer(middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }

@@ -1,0 +1,35 @@
+//! `GET /metrics` (Prometheus text format, outside `/api/v1` and without a token, like
+//! `/health`: restrict it at the network edge) and the middleware that counts every request by
+//! its route pattern, so a path full of ids cannot explode the label space.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use shared::metrics as m;
+
+pub async fn render() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        m::handle().render(),
+    )
+}
+
+pub async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(m::HTTP_DURATION, "route" => route.clone(), "method" => method.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!(m::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
+        .increment(1);
+    response
+}

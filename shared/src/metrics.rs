@@ -1,0 +1,95 @@
+//! Prometheus metrics shared by both services: one process-wide registry, rendered by each
+//! service's `/metrics` route, and the names of every series (documented in docs/OPERATIONS.md).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// HTTP requests by `route` (the matched pattern, never the raw path), `method` and `status`.
+pub const HTTP_REQUESTS: &str = "mailapi_http_requests_total";
+/// Request latency in seconds by `route` and `method`.
+pub const HTTP_DURATION: &str = "mailapi_http_request_duration_seconds";
+/// Requests refused by the per-token rate limit, by `window` (minute|hour).
+pub const RATE_LIMITED: &str = "mailapi_rate_limit_rejections_total";
+/// Messages accepted by `POST /mail/send`.
+pub const MESSAGES_ACCEPTED: &str = "mailapi_messages_accepted_total";
+/// Entries in the send stream (XLEN).
+pub const STREAM_LENGTH: &str = "mailapi_stream_length";
+/// Entries the consumer group has not read yet (XINFO GROUPS lag).
+pub const STREAM_LAG: &str = "mailapi_stream_consumer_group_lag";
+/// Entries read but not acknowledged (XINFO GROUPS pending).
+pub const STREAM_PENDING: &str = "mailapi_stream_pending_entries";
+/// SMTP submissions by `outcome` (accepted|transient|permanent|ambiguous).
+pub const SMTP_SUBMISSIONS: &str = "mailapi_smtp_submissions_total";
+/// SMTP submission latency in seconds.
+pub const SMTP_DURATION: &str = "mailapi_smtp_submission_duration_seconds";
+/// Recipient status changes by `status` and `source` (worker|log|dsn|api).
+pub const DELIVERIES: &str = "mailapi_deliveries_total";
+/// Bytes of the MTA log not yet read by the follower.
+pub const LOG_LAG_BYTES: &str = "mailapi_log_follower_lag_bytes";
+/// Seconds since the follower last caught up with the end of the log (0 while caught up).
+pub const LOG_LAG_SECONDS: &str = "mailapi_log_follower_lag_seconds";
+/// Log lines applied by the follower.
+pub const LOG_LINES: &str = "mailapi_log_follower_lines_total";
+/// IMAP sessions checked out of the API's pool.
+pub const IMAP_IN_USE: &str = "mailapi_imap_pool_in_use";
+/// Requests that had to wait for an IMAP session, and how long (seconds).
+pub const IMAP_WAIT: &str = "mailapi_imap_pool_wait_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder on first use and returns the handle that renders it.
+/// Several API instances in one process (tests) share it.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Suffix("_seconds".to_owned()),
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0,
+                ],
+            )
+            .expect("bucket list is not empty");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; then ours just stays unused.
+        let _ = metrics::set_global_recorder(recorder);
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(HTTP_REQUESTS, "HTTP requests by route, method and status");
+    describe_histogram!(
+        HTTP_DURATION,
+        metrics::Unit::Seconds,
+        "HTTP request latency"
+    );
+    describe_counter!(RATE_LIMITED, "Requests refused by the per-token rate limit");
+    describe_counter!(MESSAGES_ACCEPTED, "Messages accepted by POST /mail/send");
+    describe_gauge!(STREAM_LENGTH, "Entries in the send stream");
+    describe_gauge!(STREAM_LAG, "Entries the consumer group has not read yet");
+    describe_gauge!(STREAM_PENDING, "Entries read but not yet acknowledged");
+    describe_counter!(SMTP_SUBMISSIONS, "SMTP submissions by outcome");
+    describe_histogram!(
+        SMTP_DURATION,
+        metrics::Unit::Seconds,
+        "SMTP submission latency"
+    );
+    describe_counter!(DELIVERIES, "Recipient status changes by status and source");
+    describe_gauge!(LOG_LAG_BYTES, "Bytes of the MTA log not yet read");
+    describe_gauge!(
+        LOG_LAG_SECONDS,
+        "Seconds since the follower last reached the end of the log"
+    );
+    describe_counter!(LOG_LINES, "MTA log lines applied by the follower");
+    describe_gauge!(IMAP_IN_USE, "IMAP sessions checked out of the pool");
+    describe_histogram!(
+        IMAP_WAIT,
+        metrics::Unit::Seconds,
+        "Time spent waiting for an IMAP session"
+    );
+}
