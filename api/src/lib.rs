@@ -4,13 +4,15 @@
 //! Layout: [`routes`] has one module per resource; [`auth`] resolves tokens (with a short cache)
 //! and applies [`ratelimit`]; [`error`] renders every failure in the spec's shape; [`extract`]
 //! wraps axum's extractors so their rejections do too; [`tokens`] is token storage shared with the
-//! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does.
+//! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does; [`imap`] is
+//! the pool of Dovecot sessions the mailbox routes read through; [`send`] accepts messages.
 
 pub mod access;
 pub mod auth;
 pub mod cli;
 pub mod error;
 pub mod extract;
+pub mod imap;
 pub mod ratelimit;
 pub mod routes;
 pub mod send;
@@ -52,6 +54,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         redis.clone(),
     );
     let tokens = TokenCache::new(settings.limits.token_cache_ttl);
+    let imap = imap::ImapPool::new(settings.imap.clone(), imap::PoolConfig::default());
     Ok(AppState {
         inner: Arc::new(Inner {
             settings,
@@ -60,6 +63,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             keys,
             tokens,
             rate_limiter,
+            imap,
         }),
     })
 }

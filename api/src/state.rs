@@ -22,6 +22,8 @@ pub struct Inner {
     pub keys: Keys,
     pub tokens: TokenCache,
     pub rate_limiter: RateLimiter,
+    /// Authenticated IMAP sessions for the mailbox endpoints.
+    pub imap: crate::imap::ImapPool,
 }
 
 impl std::ops::Deref for AppState {

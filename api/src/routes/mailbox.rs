@@ -1,9 +1,347 @@
-//! `/mailbox/{email}/... read over IMAP`.
+//! `/mailbox/{email}/...`: folders, messages, attachments and search, read over IMAP (spec
+//! sections 4-8), plus flag, move and delete for one message.
+//!
+//! Every handler decides access first (so a user token probing another mailbox learns nothing,
+//! not even whether it exists), then checks the mailbox is ours, then validates the request,
+//! and only then borrows a pooled session logged in as that mailbox.
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
+use crate::access::require_mailbox_access;
+use crate::auth::{Auth, Principal};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Json, Path, Query};
+use crate::imap::actions::UserFlag;
+use crate::imap::search::Fields;
+use crate::imap::{FolderName, PooledSession, SearchTerm, disposition, message};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/mailbox/{email}/folders", get(folders))
+        .route("/mailbox/{email}/messages", get(list_messages))
+        .route(
+            "/mailbox/{email}/messages/{uid}",
+            get(get_message).delete(delete_message),
+        )
+        .route(
+            "/mailbox/{email}/messages/{uid}/attachment/{index}",
+            get(download_attachment),
+        )
+        .route("/mailbox/{email}/messages/{uid}/flags", post(set_flags))
+        .route("/mailbox/{email}/messages/{uid}/move", post(move_message))
+        .route("/mailbox/{email}/search", get(search))
+}
+
+/// Access, then existence: in that order. Returns the address, lowercased as stored.
+async fn authorize(state: &AppState, p: &Principal, email: &str) -> ApiResult<String> {
+    let email = email.trim().to_lowercase();
+    require_mailbox_access(&state.db, p, &email).await?;
+    let active: Option<bool> = sqlx::query_scalar("select active from mailboxes where email = $1")
+        .bind(&email)
+        .fetch_optional(&state.db)
+        .await?;
+    // An inactive mailbox cannot log in to Dovecot either; to the API it is not there.
+    if active != Some(true) {
+        return Err(ApiError::MailboxNotFound);
+    }
+    Ok(email)
+}
+
+/// A pooled session logged in as `email`; taken only once the request is known to be valid.
+async fn session(state: &AppState, email: &str) -> ApiResult<PooledSession> {
+    Ok(state.imap.acquire(email).await?)
+}
+
+fn folder(name: Option<&str>) -> ApiResult<FolderName> {
+    match name {
+        None => Ok(FolderName::inbox()),
+        Some(n) => FolderName::parse(n)
+            .map_err(|e| ApiError::InvalidFolder(format!("Invalid folder name: {e}"))),
+    }
+}
+
+fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(u32, u32)> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::validation("limit", "must be between 1 and 200"));
+    }
+    let offset = offset.unwrap_or(0);
+    if !(0..=i64::from(u32::MAX)).contains(&offset) {
+        return Err(ApiError::validation("offset", "must be 0 or more"));
+    }
+    Ok((limit as u32, offset as u32))
+}
+
+/// UID 0 does not exist (and is a syntax error in a UID set).
+fn uid(uid: u32) -> ApiResult<u32> {
+    if uid == 0 {
+        Err(ApiError::MessageNotFound)
+    } else {
+        Ok(uid)
+    }
+}
+
+/// `GET /mailbox/{email}/folders`
+async fn folders(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(email): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let email = authorize(&state, &p, &email).await?;
+    let folders = session(&state, &email).await?.folders().await?;
+    Ok(axum::Json(
+        json!({ "success": true, "mailbox": email, "folders": folders }),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    folder: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// `GET /mailbox/{email}/messages?folder=&limit=&offset=`
+async fn list_messages(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(email): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let email = authorize(&state, &p, &email).await?;
+    let folder = folder(q.folder.as_deref())?;
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let page = session(&state, &email)
+        .await?
+        .list_page(&folder, offset, limit)
+        .await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "mailbox": email,
+        "folder": folder.as_str(),
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+        "messages": page.messages,
+    })))
+}
+
+#[derive(Deserialize)]
+struct FolderQuery {
+    folder: Option<String>,
+}
+
+/// `GET /mailbox/{email}/messages/{uid}?folder=`
+async fn get_message(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((email, uid_param)): Path<(String, u32)>,
+    Query(q): Query<FolderQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let email = authorize(&state, &p, &email).await?;
+    let folder = folder(q.folder.as_deref())?;
+    let uid = uid(uid_param)?;
+    // The session goes back to the pool before parsing: it is not needed for that.
+    let raw = session(&state, &email)
+        .await?
+        .fetch_message(&folder, uid)
+        .await?;
+    let detail = message::detail(&raw, &folder);
+    let mut body = serde_json::to_value(detail).map_err(|e| ApiError::Internal(e.into()))?;
+    if let Value::Object(map) = &mut body {
+        map.insert("success".into(), Value::Bool(true));
+    }
+    Ok(axum::Json(body))
+}
+
+/// `GET /mailbox/{email}/messages/{uid}/attachment/{index}?folder=`: the bytes as attached.
+/// An index past the last attachment is 404 `NOT_FOUND` (the message exists; the part does not).
+async fn download_attachment(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((email, uid_param, index)): Path<(String, u32, usize)>,
+    Query(q): Query<FolderQuery>,
+) -> ApiResult<Response> {
+    let email = authorize(&state, &p, &email).await?;
+    let folder = folder(q.folder.as_deref())?;
+    let uid = uid(uid_param)?;
+    // The session goes back to the pool before parsing: it is not needed for that.
+    let raw = session(&state, &email)
+        .await?
+        .fetch_message(&folder, uid)
+        .await?;
+    let not_found = || ApiError::NotFound(format!("Attachment {index} not found"));
+    let parsed = raw.parse().ok_or_else(not_found)?;
+    let att = message::take_attachment(parsed, index).ok_or_else(not_found)?;
+    // Only the attachment's bytes stay in memory while the response is sent; they are moved
+    // into the body, not copied.
+    drop(raw);
+    let content_type = match &att.charset {
+        Some(cs) => format!("{}; charset={cs}", att.content_type),
+        None => att.content_type.clone(),
+    };
+    let mut response = Body::from(att.bytes).into_response();
+    let headers = response.headers_mut();
+    let safe = |v: String| {
+        HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("application/octet-stream"))
+    };
+    headers.insert(header::CONTENT_TYPE, safe(content_type));
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&disposition::attachment(att.filename.as_deref()))
+            .unwrap_or(HeaderValue::from_static("attachment")),
+    );
+    // A browser must not render an attached HTML file as if it came from the API.
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    q: Option<String>,
+    folder: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    /// Beyond the spec: `subject,from,body` (default all three).
+    #[serde(rename = "in")]
+    fields: Option<String>,
+}
+
+/// `GET /mailbox/{email}/search?q=&folder=&limit=`
+async fn search(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(email): Path<String>,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let email = authorize(&state, &p, &email).await?;
+    let folder = folder(q.folder.as_deref())?;
+    let text = q.q.as_deref().unwrap_or_default().trim();
+    if text.chars().count() < 2 {
+        return Err(ApiError::validation("q", "must be at least 2 characters"));
+    }
+    let term = SearchTerm::parse(text).map_err(|e| ApiError::validation("q", e.to_string()))?;
+    let fields = match q.fields.as_deref() {
+        None => Fields::ALL,
+        Some(f) => Fields::parse(f)
+            .ok_or_else(|| ApiError::validation("in", "a list of subject, from, body"))?,
+    };
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let result = session(&state, &email)
+        .await?
+        .search(&folder, &term, fields, offset as usize, limit as usize)
+        .await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "query": term.as_str(),
+        "folder": folder.as_str(),
+        "total": result.total,
+        "messages": result.hits,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlagsRequest {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+fn user_flags(field: &str, names: &[String]) -> ApiResult<Vec<UserFlag>> {
+    names
+        .iter()
+        .map(|n| {
+            UserFlag::parse(n).ok_or_else(|| {
+                ApiError::validation(field, format!("unsupported flag {n:?} (\\Seen, \\Flagged)"))
+            })
+        })
+        .collect()
+}
+
+/// `POST /mailbox/{email}/messages/{uid}/flags?folder=` `{"add": ["\\Seen"], "remove": [...]}`
+async fn set_flags(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((email, uid_param)): Path<(String, u32)>,
+    Query(q): Query<FolderQuery>,
+    Json(req): Json<FlagsRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let add = user_flags("add", &req.add)?;
+    let remove = user_flags("remove", &req.remove)?;
+    let email = authorize(&state, &p, &email).await?;
+    let folder = folder(q.folder.as_deref())?;
+    let uid = uid(uid_param)?;
+    let mut s = session(&state, &email).await?;
+    let flags = s.set_flags(&folder, uid, &add, &remove).await?;
+    Ok(axum::Json(json!({
+        "success": true, "uid": uid, "folder": folder.as_str(), "flags": flags,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MoveRequest {
+    to_folder: String,
+}
+
+/// `POST /mailbox/{email}/messages/{uid}/move?folder=` `{"to_folder": "Archive"}`
+async fn move_message(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((email, uid_param)): Path<(String, u32)>,
+    Query(q): Query<FolderQuery>,
+    Json(req): Json<MoveRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let email = authorize(&state, &p, &email).await?;
+    let from = folder(q.folder.as_deref())?;
+    let to = folder(Some(&req.to_folder))?;
+    let uid = uid(uid_param)?;
+    let moved = session(&state, &email)
+        .await?
+        .move_message(&from, uid, &to)
+        .await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "uid": uid,
+        "folder": from.as_str(),
+        "to_folder": moved.folder,
+        "new_uid": moved.uid,
+    })))
+}
+
+/// `DELETE /mailbox/{email}/messages/{uid}?folder=`: to Trash, or for good from Trash.
+async fn delete_message(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path((email, uid_param)): Path<(String, u32)>,
+    Query(q): Query<FolderQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let email = authorize(&state, &p, &email).await?;
+    let folder = folder(q.folder.as_deref())?;
+    let uid = uid(uid_param)?;
+    let moved = session(&state, &email)
+        .await?
+        .delete_message(&folder, uid)
+        .await?;
+    Ok(axum::Json(json!({
+        "success": true,
+        "uid": uid,
+        "folder": folder.as_str(),
+        "deleted": moved.is_none(),
+        "to_folder": moved.as_ref().map(|m| m.folder.clone()),
+        "new_uid": moved.and_then(|m| m.uid),
+    })))
 }
