@@ -54,6 +54,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         redis.clone(),
     );
     let tokens = TokenCache::new(settings.limits.token_cache_ttl);
+    let active_domains = send::domains::ActiveDomains::new(settings.limits.token_cache_ttl);
     let imap = imap::ImapPool::new(settings.imap.clone(), imap::PoolConfig::default());
     Ok(AppState {
         inner: Arc::new(Inner {
@@ -63,6 +64,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             keys,
             tokens,
             rate_limiter,
+            active_domains,
             imap,
         }),
     })

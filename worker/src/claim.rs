@@ -155,34 +155,35 @@ pub async fn record_submitted(
     queue_id: Option<&str>,
     evidence: &str,
 ) -> anyhow::Result<()> {
-    let mut tx = db.begin().await?;
-    let updated = sqlx::query(
-        "update messages
-            set status = case when status = 'pending' then 'submitted' else status end,
-                queue_id = coalesce($3, queue_id), submitted_at = coalesce(submitted_at, now()),
-                claimed_by = null, claimed_until = null, send_started_at = null,
-                last_error = null, updated_at = now()
-          where id = $1 and claimed_by = $2",
+    // One statement (one round trip, one commit) on the hot path: the status, the event, and
+    // whether the delivery log already moved a recipient (it can run ahead of this commit).
+    let (updated, log_ran_ahead): (bool, bool) = sqlx::query_as(
+        "with m as (
+             update messages
+                set status = case when status = 'pending' then 'submitted' else status end,
+                    queue_id = coalesce($3, queue_id), submitted_at = coalesce(submitted_at, now()),
+                    claimed_by = null, claimed_until = null, send_started_at = null,
+                    last_error = null, updated_at = now()
+              where id = $1 and claimed_by = $2
+             returning id),
+         e as (
+             insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
+             select id, 'submitted', 'submitted', $4, 'worker', $5 from m)
+         select exists (select 1 from m),
+                exists (select 1 from recipients
+                         where message_id = $1 and status not in ('pending', 'suppressed'))",
     )
     .bind(id)
     .bind(worker)
     .bind(queue_id)
-    .execute(&mut *tx)
+    .bind(evidence)
+    .bind(queue_id.map(|q| format!("queue id {q}")))
+    .fetch_one(db)
     .await?;
-    if updated.rows_affected() == 1 {
-        sqlx::query(
-            "insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
-             values ($1, 'submitted', 'submitted', $2, 'worker', $3)",
-        )
-        .bind(id)
-        .bind(evidence)
-        .bind(queue_id.map(|q| format!("queue id {q}")))
-        .execute(&mut *tx)
-        .await?;
-        // The delivery log may have settled every recipient before this commit.
-        shared::delivery::rollup_message(&mut tx, id).await?;
+    if updated && log_ran_ahead {
+        let mut conn = db.acquire().await?;
+        shared::delivery::rollup_message(&mut conn, id).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

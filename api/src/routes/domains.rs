@@ -126,6 +126,8 @@ async fn approve(
     if done.rows_affected() == 0 {
         return Err(already());
     }
+    // This process sends from it at once; others within MAILAPI_TOKEN_CACHE_TTL_MS.
+    state.active_domains.forget(domain.as_str());
     tracing::info!(domain = %domain, "domain approved");
     Ok(JsonResponse(json!({
         "success": true,

@@ -49,11 +49,11 @@ async fn send(
 
     let from = &message.from.email;
     let from_domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-    let active: Option<bool> = sqlx::query_scalar("select active from domains where domain = $1")
-        .bind(from_domain)
-        .fetch_optional(&state.db)
-        .await?;
-    if active != Some(true) {
+    if !state
+        .active_domains
+        .is_active(&state.db, from_domain)
+        .await?
+    {
         return Err(ApiError::DomainNotAllowed(format!(
             "Sender domain {from_domain} is not an active domain of this server"
         )));
