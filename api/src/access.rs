@@ -1,6 +1,7 @@
 //! Every permission decision goes through this module. A token sees what its type, its bound
 //! mailbox and its mailbox's per-domain grants allow, and nothing else.
 
+use shared::address::{DomainName, EmailAddress};
 use sqlx::PgPool;
 
 use crate::auth::Principal;
@@ -172,4 +173,61 @@ pub fn require_self_or_admin(p: &Principal, email: &str) -> ApiResult<()> {
             "Token doesn't have access to resource",
         ))
     }
+}
+
+/// Whose sending a statistics request covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsScope {
+    /// All mail on this server.
+    All,
+    /// Mail sent from any address of a domain.
+    Domain(DomainName),
+    /// Mail sent from one address.
+    Sender(EmailAddress),
+}
+
+impl StatsScope {
+    /// The rollups' `scope` column: '' for all, else the domain or the address.
+    pub fn key(&self) -> &str {
+        match self {
+            StatsScope::All => "",
+            StatsScope::Domain(d) => d.as_str(),
+            StatsScope::Sender(e) => e.as_str(),
+        }
+    }
+}
+
+/// Statistics: an admin sees everything (and, asking for nothing, all mail); `view_stats` on a
+/// domain sees that domain and its addresses; a user token sees its own address's sending. Asking
+/// for nothing, a user token gets its domain when it holds `view_stats` there, else its address.
+/// Anything else is `ACCESS_DENIED`.
+pub async fn require_stats_scope(
+    db: &PgPool,
+    p: &Principal,
+    requested: Option<StatsScope>,
+) -> ApiResult<StatsScope> {
+    let denied = || ApiError::AccessDenied("Token doesn't have access to resource");
+    let scope = match requested {
+        Some(scope) => scope,
+        None if p.is_admin() => StatsScope::All,
+        None => {
+            let mailbox = p.mailbox.as_ref().ok_or_else(denied)?;
+            if has_permission(db, p, Permission::ViewStats, &mailbox.domain).await? {
+                StatsScope::Domain(DomainName::parse(&mailbox.domain).map_err(|_| denied())?)
+            } else {
+                StatsScope::Sender(EmailAddress::parse(&mailbox.email).map_err(|_| denied())?)
+            }
+        }
+    };
+    match &scope {
+        StatsScope::All => require_admin(p)?,
+        StatsScope::Domain(d) => {
+            require_permission(db, p, Permission::ViewStats, d.as_str()).await?
+        }
+        StatsScope::Sender(e) if p.email() == Some(e.as_str()) => {}
+        StatsScope::Sender(e) => {
+            require_permission(db, p, Permission::ViewStats, e.domain()).await?;
+        }
+    }
+    Ok(scope)
 }

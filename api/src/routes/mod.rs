@@ -8,6 +8,7 @@ pub mod mailbox;
 pub mod metrics;
 pub mod permissions;
 pub mod signup;
+pub mod stats;
 pub mod suppressions;
 pub mod tokens;
 pub mod users;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(users::router())
         .merge(permissions::router())
         .merge(suppressions::router())
+        .merge(stats::router())
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
@@ -47,6 +49,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::render))
+        .merge(stats::dashboard::router())
         .nest("/api/v1", authenticated.merge(signup::router()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

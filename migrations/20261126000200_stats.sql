@@ -1,0 +1,311 @@
+-- Delivery and domain statistics (spec sections 9-10), kept as rollups so a query costs the number
+-- of buckets in its range, never the number of recipients. docs/STATS.md defines every figure.
+--
+-- Who maintains them: Postgres itself. Recipient statuses are written by the API's insert, the
+-- worker's submit, the delivery-log follower and the bounce reader; statement-level triggers with
+-- transition tables see all of them, and a batch of N changes costs one upsert per distinct bucket
+-- instead of N row triggers. A recipient counts once, in its current status: a change subtracts
+-- one from the old status's bucket and adds one to the new one (deferred -> sent moves the count).
+--
+-- What is counted: every recipient whose status is not `pending` (pending = not yet tried, in
+-- neither the figures nor the rollups, which also keeps the accept path free of rollup writes).
+--
+-- Bucket time: the hour (UTC) of the MESSAGE's `created_at`, not of the status change. A message
+-- accepted at 10:05 and delivered at 11:30 counts in 10:00; so a period's figures describe the
+-- mail accepted in that period, and they never move between buckets as the mail settles (only
+-- between statuses). The same choice makes a bucket's key fixed for the life of a recipient.
+--
+-- Scopes: every change is counted under three scopes: '' (all mail), the sending domain
+-- (`messages.from_domain`) and the sender address (`messages.from_email`). A domain never contains
+-- '@' and an address always does, so one text column keys all three without ambiguity.
+--
+-- Granularity: a 30-day range must cost a few thousand rows even for the whole system, so
+--   * stats_outbound_hourly       (scope '' and domain): per hour and status; the summary and the
+--                                 day/hour breakdowns read only these rows (720 x 5 per month);
+--   * stats_outbound_hourly_rcpt  (every scope): per hour, recipient domain and status; what
+--                                 sender-address queries read, and the partial first/last day of
+--                                 a range for the other scopes;
+--   * stats_outbound_daily_rcpt   (scope '' and domain): per UTC day, recipient domain and status;
+--                                 the whole days of a range for the per-domain breakdown.
+-- A sender address sends little enough that its hourly rows are cheap to read; its totals and
+-- daily rows would only add writes.
+--
+-- Inbound (inbound_events, insert-only) mirrors that per receiving domain, keyed by the event's
+-- `occurred_at` hour and the sender's domain ('<>' for the null sender).
+--
+-- Locking: concurrent writers upsert rows in key order within each statement, so two batches never
+-- wait on each other in a cycle. Deleting recipients (or messages) does not subtract: the rollups
+-- are the statistics' history and outlive any retention job; `stats_rebuild()` recomputes them
+-- from the raw rows when wanted.
+
+create table stats_outbound_hourly (
+    scope  text        not null,
+    bucket timestamptz not null,
+    status text        not null,
+    n      bigint      not null,
+    constraint stats_outbound_hourly_pkey primary key (scope, bucket, status)
+) with (fillfactor = 80);
+
+create table stats_outbound_hourly_rcpt (
+    scope       text        not null,
+    bucket      timestamptz not null,
+    rcpt_domain text        not null,
+    status      text        not null,
+    n           bigint      not null,
+    constraint stats_outbound_hourly_rcpt_pkey primary key (scope, bucket, rcpt_domain, status)
+) with (fillfactor = 80);
+
+create table stats_outbound_daily_rcpt (
+    scope       text   not null,
+    day         date   not null,
+    rcpt_domain text   not null,
+    status      text   not null,
+    n           bigint not null,
+    constraint stats_outbound_daily_rcpt_pkey primary key (scope, day, rcpt_domain, status)
+) with (fillfactor = 80);
+
+create table stats_inbound_hourly (
+    domain text        not null,
+    bucket timestamptz not null,
+    status text        not null,
+    n      bigint      not null,
+    constraint stats_inbound_hourly_pkey primary key (domain, bucket, status)
+) with (fillfactor = 80);
+
+create table stats_inbound_hourly_sender (
+    domain        text        not null,
+    bucket        timestamptz not null,
+    sender_domain text        not null,
+    status        text        not null,
+    n             bigint      not null,
+    constraint stats_inbound_hourly_sender_pkey
+        primary key (domain, bucket, sender_domain, status)
+) with (fillfactor = 80);
+
+create table stats_inbound_daily_sender (
+    domain        text   not null,
+    day           date   not null,
+    sender_domain text   not null,
+    status        text   not null,
+    n             bigint not null,
+    constraint stats_inbound_daily_sender_pkey primary key (domain, day, sender_domain, status)
+) with (fillfactor = 80);
+
+-- Adds `ns[i]` recipients (negative: subtracts) sent by `from_emails[i]` (of `from_domains[i]`)
+-- in a message created in hour `buckets[i]`, to `rcpt_domains[i]`, now in `statuses[i]`, to every
+-- outbound rollup. The one place that knows which keys a recipient counts under; the triggers and
+-- stats_rebuild() only collect these deltas.
+create function stats_outbound_add(from_domains text[], from_emails text[],
+                                   buckets timestamptz[], rcpt_domains text[], statuses text[],
+                                   ns integer[])
+returns void
+language plpgsql
+as $$
+begin
+    insert into stats_outbound_hourly as s (scope, bucket, status, n)
+    select k.scope, d.bucket, d.status, sum(d.n)
+      from unnest(from_domains, buckets, statuses, ns) as d(from_domain, bucket, status, n)
+     cross join lateral (values (''), (d.from_domain)) as k(scope)
+     group by k.scope, d.bucket, d.status
+    having sum(d.n) <> 0
+     order by k.scope, d.bucket, d.status
+    on conflict (scope, bucket, status) do update set n = s.n + excluded.n;
+
+    insert into stats_outbound_hourly_rcpt as s (scope, bucket, rcpt_domain, status, n)
+    select k.scope, d.bucket, d.rcpt_domain, d.status, sum(d.n)
+      from unnest(from_domains, from_emails, buckets, rcpt_domains, statuses, ns)
+           as d(from_domain, from_email, bucket, rcpt_domain, status, n)
+     cross join lateral (values (''), (d.from_domain), (d.from_email)) as k(scope)
+     group by k.scope, d.bucket, d.rcpt_domain, d.status
+    having sum(d.n) <> 0
+     order by k.scope, d.bucket, d.rcpt_domain, d.status
+    on conflict (scope, bucket, rcpt_domain, status) do update set n = s.n + excluded.n;
+
+    insert into stats_outbound_daily_rcpt as s (scope, day, rcpt_domain, status, n)
+    select k.scope, (d.bucket at time zone 'UTC')::date, d.rcpt_domain, d.status, sum(d.n)
+      from unnest(from_domains, buckets, rcpt_domains, statuses, ns)
+           as d(from_domain, bucket, rcpt_domain, status, n)
+     cross join lateral (values (''), (d.from_domain)) as k(scope)
+     group by 1, 2, 3, 4
+    having sum(d.n) <> 0
+     order by 1, 2, 3, 4
+    on conflict (scope, day, rcpt_domain, status) do update set n = s.n + excluded.n;
+end
+$$;
+
+-- The deltas of a set of (message, recipient domain, status, count) rows, as the arrays
+-- stats_outbound_add() takes, with each message's sender and hour looked up once. `offset 0`
+-- keeps the lookup a per-message index probe: the planner cannot estimate a transition table
+-- and would otherwise sometimes hash the whole messages table for a handful of rows.
+create type stats_outbound_delta as (message_id uuid, rcpt_domain text, status text, n integer);
+
+create function stats_outbound_apply(deltas stats_outbound_delta[])
+returns void
+language plpgsql
+as $$
+declare
+    fds text[];
+    fes text[];
+    hs timestamptz[];
+    rds text[];
+    sts text[];
+    ns integer[];
+begin
+    select array_agg(m.from_domain), array_agg(m.from_email), array_agg(m.bucket),
+           array_agg(d.rcpt_domain), array_agg(d.status), array_agg(d.n)
+      into fds, fes, hs, rds, sts, ns
+      from unnest(deltas) d
+     cross join lateral (select from_domain, from_email,
+                                date_trunc('hour', created_at, 'UTC') as bucket
+                           from messages
+                          where id = d.message_id
+                         offset 0) m;
+    if fds is not null then
+        perform stats_outbound_add(fds, fes, hs, rds, sts, ns);
+    end if;
+end
+$$;
+
+-- New recipients: the API stores them `pending` (not counted) or `suppressed` (counted at once).
+create function stats_recipients_inserted()
+returns trigger
+language plpgsql
+as $$
+declare
+    deltas stats_outbound_delta[];
+begin
+    select array_agg((message_id, domain, status, cnt)::stats_outbound_delta)
+      into deltas
+      from (select message_id, domain, status, count(*)::integer as cnt
+              from new_rows
+             where status <> 'pending'
+             group by message_id, domain, status) d;
+    if deltas is not null then
+        perform stats_outbound_apply(deltas);
+    end if;
+    return null;
+end
+$$;
+
+-- Changed recipients: minus one under the old key, plus one under the new. Transition tables
+-- cannot be combined with a column list (`update of status`), so every update fires this and
+-- rows whose key did not change (updated_at, smtp_response...) drop out of the join.
+create function stats_recipients_updated()
+returns trigger
+language plpgsql
+as $$
+declare
+    deltas stats_outbound_delta[];
+begin
+    select array_agg((message_id, domain, status, delta)::stats_outbound_delta)
+      into deltas
+      from (select v.message_id, v.domain, v.status, sum(v.delta)::integer as delta
+              from old_rows o
+              join new_rows n on n.id = o.id
+             cross join lateral (values (o.message_id, o.domain, o.status, -1),
+                                        (n.message_id, n.domain, n.status, 1))
+                   as v(message_id, domain, status, delta)
+             where (o.message_id, o.domain, o.status) is distinct from
+                   (n.message_id, n.domain, n.status)
+               and v.status <> 'pending'
+             group by v.message_id, v.domain, v.status
+            having sum(v.delta) <> 0) d;
+    if deltas is not null then
+        perform stats_outbound_apply(deltas);
+    end if;
+    return null;
+end
+$$;
+
+create trigger recipients_stats_insert
+    after insert on recipients
+    referencing new table as new_rows
+    for each statement execute function stats_recipients_inserted();
+
+create trigger recipients_stats_update
+    after update on recipients
+    referencing old table as old_rows new table as new_rows
+    for each statement execute function stats_recipients_updated();
+
+create function stats_inbound_inserted()
+returns trigger
+language plpgsql
+as $$
+begin
+    insert into stats_inbound_hourly as s (domain, bucket, status, n)
+    select domain, date_trunc('hour', occurred_at, 'UTC'), status, count(*)
+      from new_rows
+     group by 1, 2, 3
+     order by 1, 2, 3
+    on conflict (domain, bucket, status) do update set n = s.n + excluded.n;
+
+    insert into stats_inbound_hourly_sender as s (domain, bucket, sender_domain, status, n)
+    select domain, date_trunc('hour', occurred_at, 'UTC'), coalesce(sender_domain, '<>'),
+           status, count(*)
+      from new_rows
+     group by 1, 2, 3, 4
+     order by 1, 2, 3, 4
+    on conflict (domain, bucket, sender_domain, status) do update set n = s.n + excluded.n;
+
+    insert into stats_inbound_daily_sender as s (domain, day, sender_domain, status, n)
+    select domain, (occurred_at at time zone 'UTC')::date, coalesce(sender_domain, '<>'),
+           status, count(*)
+      from new_rows
+     group by 1, 2, 3, 4
+     order by 1, 2, 3, 4
+    on conflict (domain, day, sender_domain, status) do update set n = s.n + excluded.n;
+    return null;
+end
+$$;
+
+create trigger inbound_events_stats_insert
+    after insert on inbound_events
+    referencing new table as new_rows
+    for each statement execute function stats_inbound_inserted();
+
+-- Recomputes every rollup from the raw rows (repair, or a bulk load done with the triggers
+-- disabled). Takes the tables' write locks first so no trigger adds to a half-built rollup.
+-- Works through recipients in id ranges so memory stays bounded on a large table.
+create function stats_rebuild()
+returns void
+language plpgsql
+as $$
+declare
+    lo bigint;
+    hi bigint;
+    step constant bigint := 200000;
+    deltas stats_outbound_delta[];
+begin
+    lock table recipients, inbound_events in share mode;
+    truncate stats_outbound_hourly, stats_outbound_hourly_rcpt, stats_outbound_daily_rcpt,
+             stats_inbound_hourly, stats_inbound_hourly_sender, stats_inbound_daily_sender;
+    select min(id), max(id) into lo, hi from recipients;
+    while lo <= hi loop
+        select array_agg((message_id, domain, status, cnt)::stats_outbound_delta)
+          into deltas
+          from (select message_id, domain, status, count(*)::integer as cnt
+                  from recipients
+                 where id >= lo and id < lo + step and status <> 'pending'
+                 group by message_id, domain, status) d;
+        if deltas is not null then
+            perform stats_outbound_apply(deltas);
+        end if;
+        lo := lo + step;
+    end loop;
+
+    insert into stats_inbound_hourly (domain, bucket, status, n)
+    select domain, date_trunc('hour', occurred_at, 'UTC'), status, count(*)
+      from inbound_events group by 1, 2, 3;
+    insert into stats_inbound_hourly_sender (domain, bucket, sender_domain, status, n)
+    select domain, date_trunc('hour', occurred_at, 'UTC'), coalesce(sender_domain, '<>'), status,
+           count(*)
+      from inbound_events group by 1, 2, 3, 4;
+    insert into stats_inbound_daily_sender (domain, day, sender_domain, status, n)
+    select domain, (occurred_at at time zone 'UTC')::date, coalesce(sender_domain, '<>'), status,
+           count(*)
+      from inbound_events group by 1, 2, 3, 4;
+end
+$$;
+
+-- Rows that existed before this migration.
+select stats_rebuild();
