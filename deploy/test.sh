@@ -57,7 +57,7 @@ fi
 cargo nextest --version | head -n 1
 # What tests drive the API with: the spec's own PHP and Python examples, an independent DKIM
 # verifier, and a DNS server on loopback for the record checks.
-TEST_PACKAGES=(php-cli php-curl dnsmasq-base)
+TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium)
 ensure_packages "${TEST_PACKAGES[@]}"
 TEST_PYTHON_MODULES=(requests dkim)
 for module in "${TEST_PYTHON_MODULES[@]}"; do
