@@ -93,8 +93,8 @@ create table stats_inbound_daily_sender (
 
 -- Adds `ns[i]` recipients (negative: subtracts) sent by `from_emails[i]` (of `from_domains[i]`)
 -- in a message created in hour `buckets[i]`, to `rcpt_domains[i]`, now in `statuses[i]`, to every
--- outbound rollup. The one place that knows which keys a recipient counts under; the triggers and
--- stats_rebuild() only collect these deltas.
+-- outbound rollup. The one place the triggers learn which keys a recipient counts under (they only
+-- collect deltas); stats_rebuild() builds the same keys set-based.
 create function stats_outbound_add(from_domains text[], from_emails text[],
                                    buckets timestamptz[], rcpt_domains text[], statuses text[],
                                    ns integer[])
@@ -264,34 +264,48 @@ create trigger inbound_events_stats_insert
     for each statement execute function stats_inbound_inserted();
 
 -- Recomputes every rollup from the raw rows (repair, or a bulk load done with the triggers
--- disabled). Takes the tables' write locks first so no trigger adds to a half-built rollup.
--- Works through recipients in id ranges so memory stays bounded on a large table.
+-- disabled). Takes the tables' write locks first so no trigger adds to a half-built rollup. Set-
+-- based (one aggregate of recipients x messages at the finest grain, then each rollup from it):
+-- it must list the same keys as stats_outbound_add(); api/tests/stats.rs checks that a rebuild
+-- equals what the triggers maintained.
 create function stats_rebuild()
 returns void
 language plpgsql
 as $$
-declare
-    lo bigint;
-    hi bigint;
-    step constant bigint := 200000;
-    deltas stats_outbound_delta[];
 begin
     lock table recipients, inbound_events in share mode;
     truncate stats_outbound_hourly, stats_outbound_hourly_rcpt, stats_outbound_daily_rcpt,
              stats_inbound_hourly, stats_inbound_hourly_sender, stats_inbound_daily_sender;
-    select min(id), max(id) into lo, hi from recipients;
-    while lo <= hi loop
-        select array_agg((message_id, domain, status, cnt)::stats_outbound_delta)
-          into deltas
-          from (select message_id, domain, status, count(*)::integer as cnt
-                  from recipients
-                 where id >= lo and id < lo + step and status <> 'pending'
-                 group by message_id, domain, status) d;
-        if deltas is not null then
-            perform stats_outbound_apply(deltas);
-        end if;
-        lo := lo + step;
-    end loop;
+    drop table if exists pg_temp.stats_rebuild_fine;
+    create temp table stats_rebuild_fine as
+    select m.from_domain, m.from_email, date_trunc('hour', m.created_at, 'UTC') as bucket,
+           r.domain as rcpt_domain, r.status, count(*)::integer as n
+      from recipients r
+      join messages m on m.id = r.message_id
+     where r.status <> 'pending'
+     group by 1, 2, 3, 4, 5;
+
+    insert into stats_outbound_hourly (scope, bucket, status, n)
+    select '', bucket, status, sum(n) from stats_rebuild_fine group by 2, 3
+    union all
+    select from_domain, bucket, status, sum(n) from stats_rebuild_fine group by 1, 2, 3;
+
+    insert into stats_outbound_hourly_rcpt (scope, bucket, rcpt_domain, status, n)
+    select '', bucket, rcpt_domain, status, sum(n) from stats_rebuild_fine group by 2, 3, 4
+    union all
+    select from_domain, bucket, rcpt_domain, status, sum(n)
+      from stats_rebuild_fine group by 1, 2, 3, 4
+    union all
+    select from_email, bucket, rcpt_domain, status, sum(n)
+      from stats_rebuild_fine group by 1, 2, 3, 4;
+
+    insert into stats_outbound_daily_rcpt (scope, day, rcpt_domain, status, n)
+    select '', (bucket at time zone 'UTC')::date, rcpt_domain, status, sum(n)
+      from stats_rebuild_fine group by 2, 3, 4
+    union all
+    select from_domain, (bucket at time zone 'UTC')::date, rcpt_domain, status, sum(n)
+      from stats_rebuild_fine group by 1, 2, 3, 4;
+    drop table stats_rebuild_fine;
 
     insert into stats_inbound_hourly (domain, bucket, status, n)
     select domain, date_trunc('hour', occurred_at, 'UTC'), status, count(*)
