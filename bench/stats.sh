@@ -48,6 +48,7 @@ step() { printf '\n== %s (t=%ss)\n' "$*" "$SECONDS"; }
 step "database $DB, migrations"
 psql "$base/mailapi" -X -q -c "drop database if exists $DB" -c "create database $DB" >/dev/null
 $API migrate >/dev/null
+q -c "insert into domains (domain, active) select 'd' || g || '.bench', true from generate_series(0, 49) g"
 
 step "generate $MESSAGES messages x $PER_MESSAGE = $RECIPIENTS recipients over $DAYS days (triggers off), then stats_rebuild()"
 t0=$SECONDS

@@ -5,7 +5,9 @@
 -- worker's submit, the delivery-log follower and the bounce reader; statement-level triggers with
 -- transition tables see all of them, and a batch of N changes costs one upsert per distinct bucket
 -- instead of N row triggers. A recipient counts once, in its current status: a change subtracts
--- one from the old status's bucket and adds one to the new one (deferred -> sent moves the count).
+-- one from the old status's column and adds one to the new one (deferred -> sent moves the count).
+-- Statuses are columns of one row per bucket, not rows: a change is one row update, and a query
+-- reads a fifth of the rows.
 --
 -- What is counted: every recipient whose status is not `pending` (pending = not yet tried, in
 -- neither the figures nor the rollups, which also keeps the accept path free of rollup writes).
@@ -20,13 +22,13 @@
 -- '@' and an address always does, so one text column keys all three without ambiguity.
 --
 -- Granularity: a 30-day range must cost a few thousand rows even for the whole system, so
---   * stats_outbound_hourly       (scope '' and domain): per hour and status; the summary and the
---                                 day/hour breakdowns read only these rows (720 x 5 per month);
---   * stats_outbound_hourly_rcpt  (every scope): per hour, recipient domain and status; what
---                                 sender-address queries read, and the partial first/last day of
---                                 a range for the other scopes;
---   * stats_outbound_daily_rcpt   (scope '' and domain): per UTC day, recipient domain and status;
---                                 the whole days of a range for the per-domain breakdown.
+--   * stats_outbound_hourly       (scope '' and domain): per hour; the summary and the day/hour
+--                                 breakdowns read only these rows (720 per month);
+--   * stats_outbound_hourly_rcpt  (every scope): per hour and recipient domain; what sender-address
+--                                 queries read, and the partial first/last day of a range for the
+--                                 other scopes;
+--   * stats_outbound_daily_rcpt   (scope '' and domain): per UTC day and recipient domain; the
+--                                 whole days of a range for the per-domain breakdown.
 -- A sender address sends little enough that its hourly rows are cheap to read; its totals and
 -- daily rows would only add writes.
 --
@@ -39,56 +41,67 @@
 -- from the raw rows when wanted.
 
 create table stats_outbound_hourly (
-    scope  text        not null,
-    bucket timestamptz not null,
-    status text        not null,
-    n      bigint      not null,
-    constraint stats_outbound_hourly_pkey primary key (scope, bucket, status)
+    scope      text        not null,
+    bucket     timestamptz not null,
+    sent       bigint      not null default 0,
+    bounced    bigint      not null default 0,
+    deferred   bigint      not null default 0,
+    failed     bigint      not null default 0,
+    suppressed bigint      not null default 0,
+    constraint stats_outbound_hourly_pkey primary key (scope, bucket)
 ) with (fillfactor = 80);
 
 create table stats_outbound_hourly_rcpt (
     scope       text        not null,
     bucket      timestamptz not null,
     rcpt_domain text        not null,
-    status      text        not null,
-    n           bigint      not null,
-    constraint stats_outbound_hourly_rcpt_pkey primary key (scope, bucket, rcpt_domain, status)
+    sent        bigint      not null default 0,
+    bounced     bigint      not null default 0,
+    deferred    bigint      not null default 0,
+    failed      bigint      not null default 0,
+    suppressed  bigint      not null default 0,
+    constraint stats_outbound_hourly_rcpt_pkey primary key (scope, bucket, rcpt_domain)
 ) with (fillfactor = 80);
 
 create table stats_outbound_daily_rcpt (
     scope       text   not null,
     day         date   not null,
     rcpt_domain text   not null,
-    status      text   not null,
-    n           bigint not null,
-    constraint stats_outbound_daily_rcpt_pkey primary key (scope, day, rcpt_domain, status)
+    sent        bigint not null default 0,
+    bounced     bigint not null default 0,
+    deferred    bigint not null default 0,
+    failed      bigint not null default 0,
+    suppressed  bigint not null default 0,
+    constraint stats_outbound_daily_rcpt_pkey primary key (scope, day, rcpt_domain)
 ) with (fillfactor = 80);
 
 create table stats_inbound_hourly (
-    domain text        not null,
-    bucket timestamptz not null,
-    status text        not null,
-    n      bigint      not null,
-    constraint stats_inbound_hourly_pkey primary key (domain, bucket, status)
+    domain   text        not null,
+    bucket   timestamptz not null,
+    accepted bigint      not null default 0,
+    rejected bigint      not null default 0,
+    spam     bigint      not null default 0,
+    constraint stats_inbound_hourly_pkey primary key (domain, bucket)
 ) with (fillfactor = 80);
 
 create table stats_inbound_hourly_sender (
     domain        text        not null,
     bucket        timestamptz not null,
     sender_domain text        not null,
-    status        text        not null,
-    n             bigint      not null,
-    constraint stats_inbound_hourly_sender_pkey
-        primary key (domain, bucket, sender_domain, status)
+    accepted      bigint      not null default 0,
+    rejected      bigint      not null default 0,
+    spam          bigint      not null default 0,
+    constraint stats_inbound_hourly_sender_pkey primary key (domain, bucket, sender_domain)
 ) with (fillfactor = 80);
 
 create table stats_inbound_daily_sender (
     domain        text   not null,
     day           date   not null,
     sender_domain text   not null,
-    status        text   not null,
-    n             bigint not null,
-    constraint stats_inbound_daily_sender_pkey primary key (domain, day, sender_domain, status)
+    accepted      bigint not null default 0,
+    rejected      bigint not null default 0,
+    spam          bigint not null default 0,
+    constraint stats_inbound_daily_sender_pkey primary key (domain, day, sender_domain)
 ) with (fillfactor = 80);
 
 -- Adds `ns[i]` recipients (negative: subtracts) sent by `from_emails[i]` (of `from_domains[i]`)
@@ -102,34 +115,64 @@ returns void
 language plpgsql
 as $$
 begin
-    insert into stats_outbound_hourly as s (scope, bucket, status, n)
-    select k.scope, d.bucket, d.status, sum(d.n)
-      from unnest(from_domains, buckets, statuses, ns) as d(from_domain, bucket, status, n)
-     cross join lateral (values (''), (d.from_domain)) as k(scope)
-     group by k.scope, d.bucket, d.status
-    having sum(d.n) <> 0
-     order by k.scope, d.bucket, d.status
-    on conflict (scope, bucket, status) do update set n = s.n + excluded.n;
+    insert into stats_outbound_hourly as s (scope, bucket, sent, bounced, deferred, failed,
+                                            suppressed)
+    select * from (
+        select k.scope, d.bucket,
+               coalesce(sum(d.n) filter (where d.status = 'sent'), 0) as sent,
+               coalesce(sum(d.n) filter (where d.status = 'bounced'), 0) as bounced,
+               coalesce(sum(d.n) filter (where d.status = 'deferred'), 0) as deferred,
+               coalesce(sum(d.n) filter (where d.status = 'failed'), 0) as failed,
+               coalesce(sum(d.n) filter (where d.status = 'suppressed'), 0) as suppressed
+          from unnest(from_domains, buckets, statuses, ns) as d(from_domain, bucket, status, n)
+         cross join lateral (values (''), (d.from_domain)) as k(scope)
+         group by k.scope, d.bucket) g
+     where (sent, bounced, deferred, failed, suppressed) <> (0, 0, 0, 0, 0)
+     order by scope, bucket
+    on conflict (scope, bucket) do update
+       set sent = s.sent + excluded.sent, bounced = s.bounced + excluded.bounced,
+           deferred = s.deferred + excluded.deferred, failed = s.failed + excluded.failed,
+           suppressed = s.suppressed + excluded.suppressed;
 
-    insert into stats_outbound_hourly_rcpt as s (scope, bucket, rcpt_domain, status, n)
-    select k.scope, d.bucket, d.rcpt_domain, d.status, sum(d.n)
-      from unnest(from_domains, from_emails, buckets, rcpt_domains, statuses, ns)
-           as d(from_domain, from_email, bucket, rcpt_domain, status, n)
-     cross join lateral (values (''), (d.from_domain), (d.from_email)) as k(scope)
-     group by k.scope, d.bucket, d.rcpt_domain, d.status
-    having sum(d.n) <> 0
-     order by k.scope, d.bucket, d.rcpt_domain, d.status
-    on conflict (scope, bucket, rcpt_domain, status) do update set n = s.n + excluded.n;
+    insert into stats_outbound_hourly_rcpt as s (scope, bucket, rcpt_domain, sent, bounced,
+                                                 deferred, failed, suppressed)
+    select * from (
+        select k.scope, d.bucket, d.rcpt_domain,
+               coalesce(sum(d.n) filter (where d.status = 'sent'), 0) as sent,
+               coalesce(sum(d.n) filter (where d.status = 'bounced'), 0) as bounced,
+               coalesce(sum(d.n) filter (where d.status = 'deferred'), 0) as deferred,
+               coalesce(sum(d.n) filter (where d.status = 'failed'), 0) as failed,
+               coalesce(sum(d.n) filter (where d.status = 'suppressed'), 0) as suppressed
+          from unnest(from_domains, from_emails, buckets, rcpt_domains, statuses, ns)
+               as d(from_domain, from_email, bucket, rcpt_domain, status, n)
+         cross join lateral (values (''), (d.from_domain), (d.from_email)) as k(scope)
+         group by k.scope, d.bucket, d.rcpt_domain) g
+     where (sent, bounced, deferred, failed, suppressed) <> (0, 0, 0, 0, 0)
+     order by scope, bucket, rcpt_domain
+    on conflict (scope, bucket, rcpt_domain) do update
+       set sent = s.sent + excluded.sent, bounced = s.bounced + excluded.bounced,
+           deferred = s.deferred + excluded.deferred, failed = s.failed + excluded.failed,
+           suppressed = s.suppressed + excluded.suppressed;
 
-    insert into stats_outbound_daily_rcpt as s (scope, day, rcpt_domain, status, n)
-    select k.scope, (d.bucket at time zone 'UTC')::date, d.rcpt_domain, d.status, sum(d.n)
-      from unnest(from_domains, buckets, rcpt_domains, statuses, ns)
-           as d(from_domain, bucket, rcpt_domain, status, n)
-     cross join lateral (values (''), (d.from_domain)) as k(scope)
-     group by 1, 2, 3, 4
-    having sum(d.n) <> 0
-     order by 1, 2, 3, 4
-    on conflict (scope, day, rcpt_domain, status) do update set n = s.n + excluded.n;
+    insert into stats_outbound_daily_rcpt as s (scope, day, rcpt_domain, sent, bounced, deferred,
+                                                failed, suppressed)
+    select * from (
+        select k.scope, (d.bucket at time zone 'UTC')::date as day, d.rcpt_domain,
+               coalesce(sum(d.n) filter (where d.status = 'sent'), 0) as sent,
+               coalesce(sum(d.n) filter (where d.status = 'bounced'), 0) as bounced,
+               coalesce(sum(d.n) filter (where d.status = 'deferred'), 0) as deferred,
+               coalesce(sum(d.n) filter (where d.status = 'failed'), 0) as failed,
+               coalesce(sum(d.n) filter (where d.status = 'suppressed'), 0) as suppressed
+          from unnest(from_domains, buckets, rcpt_domains, statuses, ns)
+               as d(from_domain, bucket, rcpt_domain, status, n)
+         cross join lateral (values (''), (d.from_domain)) as k(scope)
+         group by 1, 2, 3) g
+     where (sent, bounced, deferred, failed, suppressed) <> (0, 0, 0, 0, 0)
+     order by scope, day, rcpt_domain
+    on conflict (scope, day, rcpt_domain) do update
+       set sent = s.sent + excluded.sent, bounced = s.bounced + excluded.bounced,
+           deferred = s.deferred + excluded.deferred, failed = s.failed + excluded.failed,
+           suppressed = s.suppressed + excluded.suppressed;
 end
 $$;
 
@@ -232,28 +275,40 @@ returns trigger
 language plpgsql
 as $$
 begin
-    insert into stats_inbound_hourly as s (domain, bucket, status, n)
-    select domain, date_trunc('hour', occurred_at, 'UTC'), status, count(*)
+    insert into stats_inbound_hourly as s (domain, bucket, accepted, rejected, spam)
+    select domain, date_trunc('hour', occurred_at, 'UTC'),
+           count(*) filter (where status = 'accepted'), count(*) filter (where status = 'rejected'),
+           count(*) filter (where status = 'spam')
+      from new_rows
+     group by 1, 2
+     order by 1, 2
+    on conflict (domain, bucket) do update
+       set accepted = s.accepted + excluded.accepted, rejected = s.rejected + excluded.rejected,
+           spam = s.spam + excluded.spam;
+
+    insert into stats_inbound_hourly_sender as s (domain, bucket, sender_domain, accepted,
+                                                  rejected, spam)
+    select domain, date_trunc('hour', occurred_at, 'UTC'), coalesce(sender_domain, '<>'),
+           count(*) filter (where status = 'accepted'), count(*) filter (where status = 'rejected'),
+           count(*) filter (where status = 'spam')
       from new_rows
      group by 1, 2, 3
      order by 1, 2, 3
-    on conflict (domain, bucket, status) do update set n = s.n + excluded.n;
+    on conflict (domain, bucket, sender_domain) do update
+       set accepted = s.accepted + excluded.accepted, rejected = s.rejected + excluded.rejected,
+           spam = s.spam + excluded.spam;
 
-    insert into stats_inbound_hourly_sender as s (domain, bucket, sender_domain, status, n)
-    select domain, date_trunc('hour', occurred_at, 'UTC'), coalesce(sender_domain, '<>'),
-           status, count(*)
-      from new_rows
-     group by 1, 2, 3, 4
-     order by 1, 2, 3, 4
-    on conflict (domain, bucket, sender_domain, status) do update set n = s.n + excluded.n;
-
-    insert into stats_inbound_daily_sender as s (domain, day, sender_domain, status, n)
+    insert into stats_inbound_daily_sender as s (domain, day, sender_domain, accepted, rejected,
+                                                 spam)
     select domain, (occurred_at at time zone 'UTC')::date, coalesce(sender_domain, '<>'),
-           status, count(*)
+           count(*) filter (where status = 'accepted'), count(*) filter (where status = 'rejected'),
+           count(*) filter (where status = 'spam')
       from new_rows
-     group by 1, 2, 3, 4
-     order by 1, 2, 3, 4
-    on conflict (domain, day, sender_domain, status) do update set n = s.n + excluded.n;
+     group by 1, 2, 3
+     order by 1, 2, 3
+    on conflict (domain, day, sender_domain) do update
+       set accepted = s.accepted + excluded.accepted, rejected = s.rejected + excluded.rejected,
+           spam = s.spam + excluded.spam;
     return null;
 end
 $$;
@@ -279,45 +334,56 @@ begin
     drop table if exists pg_temp.stats_rebuild_fine;
     create temp table stats_rebuild_fine as
     select m.from_domain, m.from_email, date_trunc('hour', m.created_at, 'UTC') as bucket,
-           r.domain as rcpt_domain, r.status, count(*)::integer as n
+           r.domain as rcpt_domain,
+           (count(*) filter (where r.status = 'sent'))::integer as sent,
+           (count(*) filter (where r.status = 'bounced'))::integer as bounced,
+           (count(*) filter (where r.status = 'deferred'))::integer as deferred,
+           (count(*) filter (where r.status = 'failed'))::integer as failed,
+           (count(*) filter (where r.status = 'suppressed'))::integer as suppressed
       from recipients r
       join messages m on m.id = r.message_id
      where r.status <> 'pending'
-     group by 1, 2, 3, 4, 5;
+     group by 1, 2, 3, 4;
 
-    insert into stats_outbound_hourly (scope, bucket, status, n)
-    select '', bucket, status, sum(n) from stats_rebuild_fine group by 2, 3
-    union all
-    select from_domain, bucket, status, sum(n) from stats_rebuild_fine group by 1, 2, 3;
+    -- Ordered inserts leave each table's heap in key order, as hour-by-hour trigger inserts do.
+    insert into stats_outbound_hourly (scope, bucket, sent, bounced, deferred, failed, suppressed)
+    select k.scope, f.bucket, sum(f.sent), sum(f.bounced), sum(f.deferred), sum(f.failed),
+           sum(f.suppressed)
+      from stats_rebuild_fine f cross join lateral (values (''), (f.from_domain)) as k(scope)
+     group by 1, 2 order by 1, 2;
 
-    insert into stats_outbound_hourly_rcpt (scope, bucket, rcpt_domain, status, n)
-    select '', bucket, rcpt_domain, status, sum(n) from stats_rebuild_fine group by 2, 3, 4
-    union all
-    select from_domain, bucket, rcpt_domain, status, sum(n)
-      from stats_rebuild_fine group by 1, 2, 3, 4
-    union all
-    select from_email, bucket, rcpt_domain, status, sum(n)
-      from stats_rebuild_fine group by 1, 2, 3, 4;
+    insert into stats_outbound_hourly_rcpt (scope, bucket, rcpt_domain, sent, bounced, deferred,
+                                            failed, suppressed)
+    select k.scope, f.bucket, f.rcpt_domain, sum(f.sent), sum(f.bounced), sum(f.deferred),
+           sum(f.failed), sum(f.suppressed)
+      from stats_rebuild_fine f
+     cross join lateral (values (''), (f.from_domain), (f.from_email)) as k(scope)
+     group by 1, 2, 3 order by 1, 2, 3;
 
-    insert into stats_outbound_daily_rcpt (scope, day, rcpt_domain, status, n)
-    select '', (bucket at time zone 'UTC')::date, rcpt_domain, status, sum(n)
-      from stats_rebuild_fine group by 2, 3, 4
-    union all
-    select from_domain, (bucket at time zone 'UTC')::date, rcpt_domain, status, sum(n)
-      from stats_rebuild_fine group by 1, 2, 3, 4;
+    insert into stats_outbound_daily_rcpt (scope, day, rcpt_domain, sent, bounced, deferred,
+                                           failed, suppressed)
+    select k.scope, (f.bucket at time zone 'UTC')::date, f.rcpt_domain, sum(f.sent),
+           sum(f.bounced), sum(f.deferred), sum(f.failed), sum(f.suppressed)
+      from stats_rebuild_fine f cross join lateral (values (''), (f.from_domain)) as k(scope)
+     group by 1, 2, 3 order by 1, 2, 3;
     drop table stats_rebuild_fine;
 
-    insert into stats_inbound_hourly (domain, bucket, status, n)
-    select domain, date_trunc('hour', occurred_at, 'UTC'), status, count(*)
-      from inbound_events group by 1, 2, 3;
-    insert into stats_inbound_hourly_sender (domain, bucket, sender_domain, status, n)
-    select domain, date_trunc('hour', occurred_at, 'UTC'), coalesce(sender_domain, '<>'), status,
-           count(*)
-      from inbound_events group by 1, 2, 3, 4;
-    insert into stats_inbound_daily_sender (domain, day, sender_domain, status, n)
-    select domain, (occurred_at at time zone 'UTC')::date, coalesce(sender_domain, '<>'), status,
-           count(*)
-      from inbound_events group by 1, 2, 3, 4;
+    insert into stats_inbound_hourly (domain, bucket, accepted, rejected, spam)
+    select domain, date_trunc('hour', occurred_at, 'UTC'),
+           count(*) filter (where status = 'accepted'), count(*) filter (where status = 'rejected'),
+           count(*) filter (where status = 'spam')
+      from inbound_events group by 1, 2 order by 1, 2;
+    insert into stats_inbound_hourly_sender (domain, bucket, sender_domain, accepted, rejected,
+                                             spam)
+    select domain, date_trunc('hour', occurred_at, 'UTC'), coalesce(sender_domain, '<>'),
+           count(*) filter (where status = 'accepted'), count(*) filter (where status = 'rejected'),
+           count(*) filter (where status = 'spam')
+      from inbound_events group by 1, 2, 3 order by 1, 2, 3;
+    insert into stats_inbound_daily_sender (domain, day, sender_domain, accepted, rejected, spam)
+    select domain, (occurred_at at time zone 'UTC')::date, coalesce(sender_domain, '<>'),
+           count(*) filter (where status = 'accepted'), count(*) filter (where status = 'rejected'),
+           count(*) filter (where status = 'spam')
+      from inbound_events group by 1, 2, 3 order by 1, 2, 3;
 end
 $$;
 

@@ -381,19 +381,22 @@ async fn rollups_equal_a_rebuild_from_the_raw_rows() {
     .execute(db)
     .await
     .unwrap();
+    // Rows whose counts all went back to zero stay behind in the incremental tables only.
+    let outbound = "(sent, bounced, deferred, failed, suppressed) <> (0, 0, 0, 0, 0)";
+    let inbound = "(accepted, rejected, spam) <> (0, 0, 0)";
     let tables = [
-        "stats_outbound_hourly",
-        "stats_outbound_hourly_rcpt",
-        "stats_outbound_daily_rcpt",
-        "stats_inbound_hourly",
-        "stats_inbound_hourly_sender",
-        "stats_inbound_daily_sender",
+        ("stats_outbound_hourly", outbound),
+        ("stats_outbound_hourly_rcpt", outbound),
+        ("stats_outbound_daily_rcpt", outbound),
+        ("stats_inbound_hourly", inbound),
+        ("stats_inbound_hourly_sender", inbound),
+        ("stats_inbound_daily_sender", inbound),
     ];
     let snapshot = || async {
         let mut all = Vec::new();
-        for t in tables {
+        for (t, nonzero) in tables {
             let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "select t::text from {t} t where n <> 0 order by 1"
+                "select t::text from {t} t where {nonzero} order by 1"
             )))
             .fetch_all(db)
             .await

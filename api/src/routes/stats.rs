@@ -186,7 +186,7 @@ async fn delivery(
     let hours = rollup::outbound_by_hour(&state.db, &scope, period.start, period.end).await?;
     let mut summary = Counts::default();
     for c in hours.values() {
-        merge(&mut summary, c);
+        summary.add(c);
     }
     let breakdown = match group_by {
         GroupBy::Hour => every_hour(&period)
@@ -200,7 +200,7 @@ async fn delivery(
                 .map(|h| (rollup::day_of(h), Counts::default()))
                 .collect();
             for (h, c) in &hours {
-                merge(days.entry(rollup::day_of(*h)).or_default(), c);
+                days.entry(rollup::day_of(*h)).or_default().add(c);
             }
             days.iter()
                 .rev()
@@ -232,14 +232,6 @@ async fn delivery(
         summary: Summary::from(&summary),
         breakdown,
     }))
-}
-
-fn merge(into: &mut Counts, c: &Counts) {
-    into.sent += c.sent;
-    into.bounced += c.bounced;
-    into.deferred += c.deferred;
-    into.failed += c.failed;
-    into.suppressed += c.suppressed;
 }
 
 /// The period's hour buckets, newest first.
@@ -311,7 +303,7 @@ async fn domain(
     let hours = rollup::outbound_by_hour(&state.db, &scope, period.start, period.end).await?;
     let mut out = Counts::default();
     for c in hours.values() {
-        merge(&mut out, c);
+        out.add(c);
     }
     let mut recipients: Vec<(String, i64)> =
         rollup::outbound_by_rcpt_domain(&state.db, &scope, &split)

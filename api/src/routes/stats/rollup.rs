@@ -21,19 +21,6 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub fn add(&mut self, status: &str, n: i64) {
-        match status {
-            "sent" => self.sent += n,
-            "bounced" => self.bounced += n,
-            "deferred" => self.deferred += n,
-            "failed" => self.failed += n,
-            "suppressed" => self.suppressed += n,
-            // `pending` is never written to a rollup; anything else would be a new status that
-            // docs/STATS.md does not define yet, so it is left out rather than guessed.
-            _ => {}
-        }
-    }
-
     /// Refused before reaching a remote server: the MTA or our retries gave up, or suppressed.
     pub fn rejected(&self) -> i64 {
         self.failed + self.suppressed
@@ -43,6 +30,28 @@ impl Counts {
     pub fn total(&self) -> i64 {
         self.sent + self.bounced + self.deferred + self.rejected()
     }
+
+    pub fn add(&mut self, c: &Counts) {
+        self.sent += c.sent;
+        self.bounced += c.bounced;
+        self.deferred += c.deferred;
+        self.failed += c.failed;
+        self.suppressed += c.suppressed;
+    }
+}
+
+/// A rollup row: its key, then the status columns.
+type Row<K> = (K, i64, i64, i64, i64, i64);
+
+fn counts<K>((key, sent, bounced, deferred, failed, suppressed): Row<K>) -> (K, Counts) {
+    let c = Counts {
+        sent,
+        bounced,
+        deferred,
+        failed,
+        suppressed,
+    };
+    (key, c)
 }
 
 /// Outbound counts per hour bucket of the period.
@@ -55,26 +64,25 @@ pub async fn outbound_by_hour(
     // A sender address keeps only per-recipient-domain rows; the others keep hourly totals.
     let sql = match scope {
         StatsScope::Sender(_) => {
-            "select bucket, status, sum(n)::bigint from stats_outbound_hourly_rcpt
+            "select bucket, sum(sent)::bigint, sum(bounced)::bigint, sum(deferred)::bigint,
+                    sum(failed)::bigint, sum(suppressed)::bigint
+               from stats_outbound_hourly_rcpt
               where scope = $1 and bucket >= $2 and bucket < $3
-              group by bucket, status"
+              group by bucket"
         }
         StatsScope::All | StatsScope::Domain(_) => {
-            "select bucket, status, n from stats_outbound_hourly
+            "select bucket, sent, bounced, deferred, failed, suppressed
+               from stats_outbound_hourly
               where scope = $1 and bucket >= $2 and bucket < $3"
         }
     };
-    let rows: Vec<(DateTime<Utc>, String, i64)> = sqlx::query_as(sql)
+    let rows: Vec<Row<DateTime<Utc>>> = sqlx::query_as(sql)
         .bind(scope.key())
         .bind(from)
         .bind(to)
         .fetch_all(db)
         .await?;
-    let mut out: HashMap<DateTime<Utc>, Counts> = HashMap::new();
-    for (bucket, status, n) in rows {
-        out.entry(bucket).or_default().add(&status, n);
-    }
-    Ok(out)
+    Ok(rows.into_iter().map(counts).collect())
 }
 
 /// Outbound counts per recipient domain over the split period.
@@ -83,17 +91,21 @@ pub async fn outbound_by_rcpt_domain(
     scope: &StatsScope,
     split: &Split,
 ) -> Result<HashMap<String, Counts>, sqlx::Error> {
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(
-        "select rcpt_domain, status, sum(n)::bigint from (
-             select rcpt_domain, status, n from stats_outbound_daily_rcpt
-              where scope = $1 and day >= $2 and day < $3
-             union all
-             select rcpt_domain, status, n from stats_outbound_hourly_rcpt
-              where scope = $1 and bucket >= $4 and bucket < $5
-             union all
-             select rcpt_domain, status, n from stats_outbound_hourly_rcpt
-              where scope = $1 and bucket >= $6 and bucket < $7) r
-          group by rcpt_domain, status",
+    let rows: Vec<Row<String>> = sqlx::query_as(
+        "select rcpt_domain, sum(sent)::bigint, sum(bounced)::bigint, sum(deferred)::bigint,
+                sum(failed)::bigint, sum(suppressed)::bigint
+           from (select rcpt_domain, sent, bounced, deferred, failed, suppressed
+                   from stats_outbound_daily_rcpt
+                  where scope = $1 and day >= $2 and day < $3
+                 union all
+                 select rcpt_domain, sent, bounced, deferred, failed, suppressed
+                   from stats_outbound_hourly_rcpt
+                  where scope = $1 and bucket >= $4 and bucket < $5
+                 union all
+                 select rcpt_domain, sent, bounced, deferred, failed, suppressed
+                   from stats_outbound_hourly_rcpt
+                  where scope = $1 and bucket >= $6 and bucket < $7) r
+          group by rcpt_domain",
     )
     .bind(scope.key())
     .bind(split.days.0)
@@ -104,10 +116,7 @@ pub async fn outbound_by_rcpt_domain(
     .bind(split.tail.1)
     .fetch_all(db)
     .await?;
-    let mut out: HashMap<String, Counts> = HashMap::new();
-    for (domain, status, n) in rows {
-        out.entry(domain).or_default().add(&status, n);
-    }
+    let mut out: HashMap<String, Counts> = rows.into_iter().map(counts).collect();
     out.retain(|_, c| c.total() != 0);
     Ok(out)
 }
@@ -120,38 +129,28 @@ pub struct Inbound {
     pub spam: i64,
 }
 
-impl Inbound {
-    fn add(&mut self, status: &str, n: i64) {
-        match status {
-            "accepted" => self.accepted += n,
-            "rejected" => self.rejected += n,
-            "spam" => self.spam += n,
-            _ => {}
-        }
-    }
-}
-
 pub async fn inbound_totals(
     db: &PgPool,
     domain: &str,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Inbound, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "select status, sum(n)::bigint from stats_inbound_hourly
-          where domain = $1 and bucket >= $2 and bucket < $3
-          group by status",
+    let (accepted, rejected, spam): (i64, i64, i64) = sqlx::query_as(
+        "select coalesce(sum(accepted), 0)::bigint, coalesce(sum(rejected), 0)::bigint,
+                coalesce(sum(spam), 0)::bigint
+           from stats_inbound_hourly
+          where domain = $1 and bucket >= $2 and bucket < $3",
     )
     .bind(domain)
     .bind(from)
     .bind(to)
-    .fetch_all(db)
+    .fetch_one(db)
     .await?;
-    let mut out = Inbound::default();
-    for (status, n) in rows {
-        out.add(&status, n);
-    }
-    Ok(out)
+    Ok(Inbound {
+        accepted,
+        rejected,
+        spam,
+    })
 }
 
 /// The `limit` sender domains with the most inbound events (the null sender left out).
@@ -163,13 +162,16 @@ pub async fn inbound_top_senders(
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
         "select sender_domain, sum(n)::bigint as count from (
-             select sender_domain, n from stats_inbound_daily_sender
+             select sender_domain, accepted + rejected + spam as n
+               from stats_inbound_daily_sender
               where domain = $1 and day >= $2 and day < $3
              union all
-             select sender_domain, n from stats_inbound_hourly_sender
+             select sender_domain, accepted + rejected + spam
+               from stats_inbound_hourly_sender
               where domain = $1 and bucket >= $4 and bucket < $5
              union all
-             select sender_domain, n from stats_inbound_hourly_sender
+             select sender_domain, accepted + rejected + spam
+               from stats_inbound_hourly_sender
               where domain = $1 and bucket >= $6 and bucket < $7) r
           where sender_domain <> '<>'
           group by sender_domain
