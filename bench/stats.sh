@@ -154,7 +154,8 @@ after=$(q -At -F ' ' -c "
     select count(*) filter (where r.status <> 'pending'), count(*) filter (where r.status = 'sent')
       from recipients r")
 rollup=$(q -At -F ' ' -c "
-    select sum(n), sum(n) filter (where status = 'sent') from stats_outbound_hourly where scope = ''")
+    select sum(sent + bounced + deferred + failed + suppressed), sum(sent)
+      from stats_outbound_hourly where scope = ''")
 echo "raw: $after   rollup: $rollup"
 [[ $after == "$rollup" ]] || { echo "MISMATCH" >&2; exit 1; }
 step "done"

@@ -35,13 +35,16 @@
 -- Inbound (inbound_events, insert-only) mirrors that per receiving domain, keyed by the event's
 -- `occurred_at` hour and the sender's domain ('<>' for the null sender).
 --
+-- Keys are `collate "C"`: byte order is all a key needs, and it makes every index comparison of
+-- an upsert a memcmp instead of a locale-aware comparison.
+--
 -- Locking: concurrent writers upsert rows in key order within each statement, so two batches never
 -- wait on each other in a cycle. Deleting recipients (or messages) does not subtract: the rollups
 -- are the statistics' history and outlive any retention job; `stats_rebuild()` recomputes them
 -- from the raw rows when wanted.
 
 create table stats_outbound_hourly (
-    scope      text        not null,
+    scope      text collate "C" not null,
     bucket     timestamptz not null,
     sent       bigint      not null default 0,
     bounced    bigint      not null default 0,
@@ -52,9 +55,9 @@ create table stats_outbound_hourly (
 ) with (fillfactor = 80);
 
 create table stats_outbound_hourly_rcpt (
-    scope       text        not null,
+    scope       text collate "C" not null,
     bucket      timestamptz not null,
-    rcpt_domain text        not null,
+    rcpt_domain text collate "C" not null,
     sent        bigint      not null default 0,
     bounced     bigint      not null default 0,
     deferred    bigint      not null default 0,
@@ -64,9 +67,9 @@ create table stats_outbound_hourly_rcpt (
 ) with (fillfactor = 80);
 
 create table stats_outbound_daily_rcpt (
-    scope       text   not null,
+    scope       text collate "C" not null,
     day         date   not null,
-    rcpt_domain text   not null,
+    rcpt_domain text collate "C" not null,
     sent        bigint not null default 0,
     bounced     bigint not null default 0,
     deferred    bigint not null default 0,
@@ -76,7 +79,7 @@ create table stats_outbound_daily_rcpt (
 ) with (fillfactor = 80);
 
 create table stats_inbound_hourly (
-    domain   text        not null,
+    domain   text collate "C" not null,
     bucket   timestamptz not null,
     accepted bigint      not null default 0,
     rejected bigint      not null default 0,
@@ -85,9 +88,9 @@ create table stats_inbound_hourly (
 ) with (fillfactor = 80);
 
 create table stats_inbound_hourly_sender (
-    domain        text        not null,
+    domain        text collate "C" not null,
     bucket        timestamptz not null,
-    sender_domain text        not null,
+    sender_domain text collate "C" not null,
     accepted      bigint      not null default 0,
     rejected      bigint      not null default 0,
     spam          bigint      not null default 0,
@@ -95,9 +98,9 @@ create table stats_inbound_hourly_sender (
 ) with (fillfactor = 80);
 
 create table stats_inbound_daily_sender (
-    domain        text   not null,
+    domain        text collate "C" not null,
     day           date   not null,
-    sender_domain text   not null,
+    sender_domain text collate "C" not null,
     accepted      bigint not null default 0,
     rejected      bigint not null default 0,
     spam          bigint not null default 0,
