@@ -2,7 +2,7 @@
 -- of buckets in its range, never the number of recipients. docs/STATS.md defines every figure.
 --
 -- Who maintains them: Postgres itself. Recipient statuses are written by the API's insert, the
--- worker's submit, the delivery-log follower and the bounce reader; statement-level triggers with
+-- worker (record_failed), the delivery-log follower and the bounce reader; statement-level triggers with
 -- transition tables see all of them, and a batch of N changes costs one upsert per distinct bucket
 -- instead of N row triggers. A recipient counts once, in its current status: a change subtracts
 -- one from the old status's column and adds one to the new one (deferred -> sent moves the count).
@@ -29,8 +29,8 @@
 --                                 other scopes;
 --   * stats_outbound_daily_rcpt   (scope '' and domain): per UTC day and recipient domain; the
 --                                 whole days of a range for the per-domain breakdown.
--- A sender address sends little enough that its hourly rows are cheap to read; its totals and
--- daily rows would only add writes.
+-- A sender address keeps only its hourly per-recipient-domain rows: cheap to read for one address
+-- (docs/BENCHMARKS-stats.md), while its totals and daily rows would add writes to every change.
 --
 -- Inbound (inbound_events, insert-only) mirrors that per receiving domain, keyed by the event's
 -- `occurred_at` hour and the sender's domain ('<>' for the null sender).
@@ -38,8 +38,8 @@
 -- Keys are `collate "C"`: byte order is all a key needs, and it makes every index comparison of
 -- an upsert a memcmp instead of a locale-aware comparison.
 --
--- Locking: concurrent writers upsert rows in key order within each statement, so two batches never
--- wait on each other in a cycle. Deleting recipients (or messages) does not subtract: the rollups
+-- Locking: concurrent writers upsert rows in key order within each statement, so two transactions
+-- that each change statuses in one statement never wait on each other in a cycle. Deleting recipients (or messages) does not subtract: the rollups
 -- are the statistics' history and outlive any retention job; `stats_rebuild()` recomputes them
 -- from the raw rows when wanted.
 
