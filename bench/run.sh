@@ -4,7 +4,7 @@
 # (deploy/infra-up.sh) and wrk, pgbench, smtp-source (installed here if missing).
 #
 #   bench/run.sh            # all
-#   bench/run.sh tokens     # one of: tokens accept worker latency
+#   bench/run.sh tokens     # one of: tokens accept worker logtail latency
 #
 # Results are printed; docs/BENCHMARKS.md records them with this command.
 set -euo pipefail
@@ -94,7 +94,7 @@ bench_worker() {
     local t0 t1
     t0=$(date +%s.%N)
     MAILAPI_SMTP_PORT=$sink_port MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
-        MAILAPI_SMTP_POOL_SIZE=32 MAILAPI_WORKER_CONCURRENCY=64 MAILAPI_MTA_LOG_PATH=/nonexistent \
+        MAILAPI_SMTP_POOL_SIZE=32 MAILAPI_WORKER_CONCURRENCY=64 MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
         $WORKER >"$OUT/worker.log" 2>&1 &
     local wpid=$!
     pids+=($wpid)
@@ -118,7 +118,7 @@ bench_latency() {
     echo "== 202 -> submitted latency, API under load with one worker submitting to the sink"
     psql "$MAILAPI_DATABASE_URL" -X -q -c "delete from messages"
     MAILAPI_SMTP_PORT=$SINK_PORT MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
-        MAILAPI_SMTP_POOL_SIZE=32 MAILAPI_WORKER_CONCURRENCY=64 MAILAPI_MTA_LOG_PATH=/nonexistent \
+        MAILAPI_SMTP_POOL_SIZE=32 MAILAPI_WORKER_CONCURRENCY=64 MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
         $WORKER >"$OUT/worker-latency.log" 2>&1 &
     local wpid=$!
     pids+=($wpid)
@@ -134,10 +134,22 @@ bench_latency() {
           from messages where submitted_at is not null"
 }
 
+bench_logtail() {
+    echo "== log follower: lines ingested per second (batched), and log line -> committed status"
+    cargo test -q --release -p worker --test logtail -- --ignored --nocapture \
+        ingest_throughput log_line_to_status_latency 2>&1 | grep -E "lines/s|p50|p99" || true
+    echo "-- ceiling: pgbench, one client inserting 100-row batches, 10 s"
+    psql "$MAILAPI_DATABASE_URL" -X -q -c "create table if not exists pgbench_rows (id bigserial primary key, payload text, created_at timestamptz default now())"
+    echo "insert into pgbench_rows (payload) select repeat('x', 200) from generate_series(1, 100);" >"$OUT/insert100.sql"
+    pgbench -n -c 1 -T 10 -f "$OUT/insert100.sql" "$MAILAPI_DATABASE_URL" 2>/dev/null |
+        awk '/^tps/ { printf "100-row batches: %.0f/s = %.0f rows/s\n", $3, $3 * 100 }' || true
+}
+
 start_api
 start_sink
 what=${1:-all}
 [[ $what == all || $what == tokens ]] && bench_tokens
 [[ $what == all || $what == accept || $what == worker ]] && bench_accept
 [[ $what == all || $what == worker ]] && bench_worker
+[[ $what == all || $what == logtail ]] && bench_logtail
 [[ $what == all || $what == latency ]] && { [[ -f $OUT/send.lua ]] || bench_accept >/dev/null; bench_latency; }

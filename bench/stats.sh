@@ -11,7 +11,7 @@
 #   bench/stats.sh                              # 10M recipients (about 10 minutes here)
 #   BENCH_RECIPIENTS=1000000 bench/stats.sh     # a smaller run
 #
-# docs/BENCHMARKS-stats.md records the numbers with the command.
+# docs/BENCHMARKS.md, "Statistics" records the numbers with the command.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source /etc/mailapi/mailapi.env
