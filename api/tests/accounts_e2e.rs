@@ -11,8 +11,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{TestApp, assert_error};
-use futures::TryStreamExt;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 async fn imap_login(app: &TestApp, user: &str, password: &str) -> bool {
@@ -33,47 +31,6 @@ async fn imap_login(app: &TestApp, user: &str, password: &str) -> bool {
         }
         Err(_) => false,
     }
-}
-
-/// The newest INBOX message of `mailbox` containing `marker`, read as the master user.
-async fn fetch_inbox(app: &TestApp, mailbox: &str, marker: &str) -> Vec<u8> {
-    let imap = &app.settings.imap;
-    let password = imap
-        .master_password
-        .as_ref()
-        .expect("MAILAPI_IMAP_MASTER_PASSWORD (source /etc/mailapi/mailapi.env)")
-        .expose_secret()
-        .to_owned();
-    for _ in 0..150 {
-        let tcp = tokio::net::TcpStream::connect((imap.host.as_str(), imap.port))
-            .await
-            .unwrap();
-        let mut client = async_imap::Client::new(tcp);
-        client.read_response().await.unwrap();
-        let mut session = client
-            .login(format!("{mailbox}*{}", imap.master_user), &password)
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        let mbox = session.examine("INBOX").await.unwrap();
-        if mbox.exists > 0 {
-            let fetched: Vec<_> = session
-                .fetch(mbox.exists.to_string(), "BODY.PEEK[]")
-                .await
-                .unwrap()
-                .try_collect()
-                .await
-                .unwrap();
-            let body = fetched[0].body().unwrap().to_vec();
-            if String::from_utf8_lossy(&body).contains(marker) {
-                let _ = session.logout().await;
-                return body;
-            }
-        }
-        let _ = session.logout().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no message with {marker} arrived in {mailbox}");
 }
 
 /// A python3 that has dkimpy: the one on PATH (deploy/test.sh pip-installs it there), then the
@@ -225,7 +182,7 @@ async fn signup_login_approval_and_a_dkim_signed_message() {
         .unwrap()
         .to_owned();
     wait_submitted(&app, &token, &id).await;
-    let raw = fetch_inbox(&app, &me, &subject).await;
+    let raw = app.fetch_inbox(&me, &subject).await;
     stop.cancel();
     let text = String::from_utf8_lossy(&raw);
     assert!(

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::TestApp;
-use futures::TryStreamExt;
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 /// A unique hosted domain in the main database (Postfix and Dovecot read it), removed on drop.
@@ -95,47 +93,6 @@ async fn wait_status(app: &TestApp, token: &str, id: &str, want: &[&str]) -> Val
     panic!("message {id} never reached {want:?}");
 }
 
-/// Fetches the newest message of `mailbox`'s INBOX as the Dovecot master user.
-async fn fetch_inbox(app: &TestApp, mailbox: &str, want_subject: &str) -> Vec<u8> {
-    let imap = &app.settings.imap;
-    let password = imap
-        .master_password
-        .as_ref()
-        .expect("MAILAPI_IMAP_MASTER_PASSWORD (source /etc/mailapi/mailapi.env)")
-        .expose_secret()
-        .to_owned();
-    for _ in 0..100 {
-        let tcp = tokio::net::TcpStream::connect((imap.host.as_str(), imap.port))
-            .await
-            .expect("Dovecot on IMAP port (deploy/infra-up.sh)");
-        let mut client = async_imap::Client::new(tcp);
-        client.read_response().await.unwrap();
-        let mut session = client
-            .login(format!("{mailbox}*{}", imap.master_user), &password)
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-        let mbox = session.examine("INBOX").await.unwrap();
-        if mbox.exists > 0 {
-            let fetched: Vec<_> = session
-                .fetch(mbox.exists.to_string(), "BODY.PEEK[]")
-                .await
-                .unwrap()
-                .try_collect()
-                .await
-                .unwrap();
-            let body = fetched[0].body().unwrap().to_vec();
-            if String::from_utf8_lossy(&body).contains(want_subject) {
-                let _ = session.logout().await;
-                return body;
-            }
-        }
-        let _ = session.logout().await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no message with {want_subject} arrived in {mailbox}");
-}
-
 #[tokio::test]
 async fn a_send_arrives_intact_in_a_local_mailbox() {
     let app = TestApp::spawn_main_db(&[]).await;
@@ -180,7 +137,7 @@ async fn a_send_arrives_intact_in_a_local_mailbox() {
     assert!(s["submitted_at"].is_string());
 
     let marker = uuid::Uuid::parse_str(&id).unwrap().simple().to_string();
-    let raw = fetch_inbox(&app, &format!("rcpt@{d}"), &marker).await;
+    let raw = app.fetch_inbox(&format!("rcpt@{d}"), &marker).await;
     let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
     assert_eq!(parsed.subject(), Some(subject.as_str()));
     assert_eq!(parsed.message_id(), Some(format!("{marker}@{d}").as_str()));
@@ -217,7 +174,7 @@ async fn a_send_arrives_intact_in_a_local_mailbox() {
             .to_lowercase()
             .contains("\nbcc:")
     );
-    let cc_copy = fetch_inbox(&app, &format!("cc@{d}"), &marker).await;
+    let cc_copy = app.fetch_inbox(&format!("cc@{d}"), &marker).await;
     assert!(!cc_copy.is_empty());
     stop.cancel();
     domain.remove().await;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use api::auth::TokenType;
+use futures::TryStreamExt as _;
 use secrecy::ExposeSecret;
 use shared::config::Settings;
 use sqlx::{Connection, PgPool};
@@ -238,6 +239,47 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// The newest INBOX message of `mailbox` containing `marker`, read as the master user.
+    pub async fn fetch_inbox(&self, mailbox: &str, marker: &str) -> Vec<u8> {
+        let imap = &self.settings.imap;
+        let password = imap
+            .master_password
+            .as_ref()
+            .expect("MAILAPI_IMAP_MASTER_PASSWORD (source /etc/mailapi/mailapi.env)")
+            .expose_secret()
+            .to_owned();
+        for _ in 0..150 {
+            let tcp = tokio::net::TcpStream::connect((imap.host.as_str(), imap.port))
+                .await
+                .unwrap();
+            let mut client = async_imap::Client::new(tcp);
+            client.read_response().await.unwrap();
+            let mut session = client
+                .login(format!("{mailbox}*{}", imap.master_user), &password)
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+            let mbox = session.examine("INBOX").await.unwrap();
+            if mbox.exists > 0 {
+                let fetched: Vec<_> = session
+                    .fetch(mbox.exists.to_string(), "BODY.PEEK[]")
+                    .await
+                    .unwrap()
+                    .try_collect()
+                    .await
+                    .unwrap();
+                let body = fetched[0].body().unwrap().to_vec();
+                if String::from_utf8_lossy(&body).contains(marker) {
+                    let _ = session.logout().await;
+                    return body;
+                }
+            }
+            let _ = session.logout().await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no message with {marker} arrived in {mailbox}");
     }
 
     pub fn settings_secret_db(&self) -> String {
