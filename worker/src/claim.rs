@@ -177,7 +177,10 @@ pub async fn record_submitted(
     .bind(worker)
     .bind(queue_id)
     .bind(evidence)
-    .bind(queue_id.map(|q| format!("queue id {q}")))
+    .bind(format!(
+        "queue id {} (worker {worker})",
+        queue_id.unwrap_or("unknown")
+    ))
     .fetch_one(db)
     .await?;
     if updated && log_ran_ahead {

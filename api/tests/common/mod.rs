@@ -125,11 +125,16 @@ impl TestApp {
 
     /// Another API process sharing this one's database and Redis keys (a second replica).
     pub async fn replica(&self) -> TestApp {
+        self.replica_with(&[]).await
+    }
+
+    /// A replica with its own setting overrides (they do not carry over from this one).
+    pub async fn replica_with(&self, overrides: &[(&str, &str)]) -> TestApp {
         Self::spawn_on(
             self.database_url.clone(),
             self.db.clone(),
             self.prefix.clone(),
-            &[],
+            overrides,
         )
         .await
     }
