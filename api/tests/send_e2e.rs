@@ -253,3 +253,51 @@ async fn a_down_mta_means_retries_not_loss() {
     assert_eq!(retries, 2);
     stop.cancel();
 }
+
+#[tokio::test]
+async fn redis_losing_the_stream_and_its_group_loses_nothing() {
+    let app = TestApp::spawn(&[("MAILAPI_RECONCILE_AFTER_SECS", "2")]).await;
+    app.domain("send.test", true).await;
+    let admin = app.admin_token().await;
+    let stop = start_worker(&app);
+    let body = json!({"from": "s@send.test", "to": ["x@sink-ok.test"], "body": {"text": "x"}});
+    let v: Value = app
+        .post_json("/mail/send", &admin, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    wait_status(
+        &app,
+        &admin,
+        v["message_id"].as_str().unwrap(),
+        &["submitted", "sent"],
+    )
+    .await;
+
+    // Redis restarts empty: the stream and the consumer group are gone.
+    let client = deadpool_redis::redis::Client::open(common::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let key = shared::jobs::Keys::new(&app.prefix).send_stream();
+    let _: i64 = deadpool_redis::redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let v: Value = app
+        .post_json("/mail/send", &admin, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let s = wait_status(
+        &app,
+        &admin,
+        v["message_id"].as_str().unwrap(),
+        &["submitted", "sent"],
+    )
+    .await;
+    assert!(s["queue_id"].is_string(), "{s}");
+    stop.cancel();
+}

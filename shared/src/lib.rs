@@ -19,7 +19,15 @@ pub mod telemetry;
 pub mod token;
 
 /// The migrations in `migrations/`, embedded so both binaries and the tests apply the same ones.
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+/// A database that already has newer migrations than this binary knows is accepted: during a
+/// rolling upgrade (or a rollback) the older pods keep starting. Migrations therefore only ever
+/// add (see docs/OPERATIONS.md, "Upgrades").
+pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
+    std::sync::LazyLock::new(|| {
+        let mut migrator = sqlx::migrate!("../migrations");
+        migrator.set_ignore_missing(true);
+        migrator
+    });
 
 /// Installs the process-wide rustls crypto provider (ring). Every process that opens TLS clients
 /// must call this once at start, tests included; calling it twice is harmless.

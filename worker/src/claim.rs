@@ -110,8 +110,11 @@ pub async fn check_log(
     if let Some(q) = queued {
         return Ok(LogVerdict::Queued(q));
     }
+    // Every log must have been read past the attempt: it went through one of the MTA hosts, and
+    // we do not know which. A follower that is down holds retries of interrupted attempts back
+    // until MAX_LOG_WAIT.
     let follower_seen: Option<DateTime<Utc>> =
-        sqlx::query_scalar("select max(updated_at) from log_positions")
+        sqlx::query_scalar("select min(updated_at) from log_positions")
             .fetch_one(db)
             .await?;
     let covered = attempt_started + chrono::Duration::seconds(LOG_MARGIN_SECS);

@@ -240,6 +240,15 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
             match read {
                 Ok(e) => entries = e,
                 Err(e) => {
+                    // Redis lost its data (restart without persistence, failover): the group is
+                    // gone. Recreate it; the reconciler re-adds every pending message.
+                    if format!("{e:#}").contains("NOGROUP") {
+                        tracing::warn!("the send stream's consumer group is gone; recreating it");
+                        if let Err(e) = stream.ensure_group().await {
+                            tracing::warn!(error = %e, "could not recreate the consumer group");
+                        }
+                        continue;
+                    }
                     tracing::warn!(error = %e, "reading the send stream failed; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
