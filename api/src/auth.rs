@@ -288,8 +288,11 @@ pub async fn authenticate(
 
     let decision = state.rate_limiter.check(principal.token_id).await?;
     state.tokens.touch(principal.token_id, now);
+    let token_id = principal.token_id;
     req.extensions_mut().insert(principal);
     let mut response = next.run(req).await;
+    // For the request log line, written outside this middleware (routes::metrics::track).
+    response.extensions_mut().insert(TokenId(token_id));
     let h = response.headers_mut();
     for (name, value) in decision.headers() {
         if let Ok(v) = HeaderValue::from_str(&value) {
@@ -298,6 +301,10 @@ pub async fn authenticate(
     }
     Ok(response)
 }
+
+/// The id (never the secret) of the token that made a request, on its response.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenId(pub i64);
 
 /// Extractor for handlers: the authenticated caller.
 pub struct Auth(pub Arc<Principal>);

@@ -1,6 +1,7 @@
 //! `GET /metrics` (Prometheus text format, outside `/api/v1` and without a token, like
 //! `/health`: restrict it at the network edge) and the middleware that counts every request by
-//! its route pattern, so a path full of ids cannot explode the label space.
+//! its route pattern, so a path full of ids cannot explode the label space, and writes one log
+//! line per request (route, status, latency, token id; JSON with `MAILAPI_LOG_FORMAT=json`).
 
 use std::time::Instant;
 
@@ -9,6 +10,8 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use shared::metrics as m;
+
+use crate::auth::TokenId;
 
 pub async fn render() -> impl IntoResponse {
     (
@@ -26,9 +29,21 @@ pub async fn track(req: Request, next: Next) -> Response {
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let token_id = response.extensions().get::<TokenId>().map(|t| t.0);
+    tracing::info!(
+        target: "mailapi::request",
+        %method,
+        %route,
+        status,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        token_id,
+        "request"
+    );
+    let status = status.to_string();
     metrics::histogram!(m::HTTP_DURATION, "route" => route.clone(), "method" => method.clone())
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     metrics::counter!(m::HTTP_REQUESTS, "route" => route, "method" => method, "status" => status)
         .increment(1);
     response
