@@ -22,6 +22,7 @@ use crate::access::{Permission, require_admin, require_domain};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::routes::tokens::Page;
 use crate::state::AppState;
 
@@ -48,6 +49,13 @@ struct PendingDomain {
 }
 
 /// `GET /domains/pending` (admin): oldest first, `limit`/`offset` as every list.
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/pending",
+    tag = "domains",
+    params(Page),
+    responses((status = 200, description = "{success, total, domains}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
+)]
 async fn pending(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -73,6 +81,13 @@ async fn pending(
 
 /// `POST /domains/{domain}/approve` (admin): `NOT_FOUND` for an unknown domain,
 /// `DOMAIN_ALREADY_ACTIVE` (409) for an active one.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/approve",
+    tag = "domains",
+    params(("domain" = String, Path, description = "Domain name")),
+    responses((status = 200, description = "{success, domain, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "DOMAIN_ALREADY_ACTIVE", body = ErrorBody))
+)]
 async fn approve(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -171,6 +186,13 @@ async fn expected_records(
 }
 
 /// `GET /domains/{domain}/dns` (`manage_domains`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/{domain}/dns",
+    tag = "domains",
+    params(("domain" = String, Path, description = "Domain name")),
+    responses((status = 200, description = "{success, domain, records, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+)]
 async fn dns(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -195,6 +217,13 @@ async fn dns(
 
 /// `POST /domains/{domain}/dns/verify` (`manage_domains`): each record ok, missing, wrong (or
 /// error when the lookup itself failed), with what was found.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/dns/verify",
+    tag = "domains",
+    params(("domain" = String, Path, description = "Domain name")),
+    responses((status = 200, description = "{success, domain, verified, records}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+)]
 async fn verify_dns(
     State(state): State<AppState>,
     Auth(p): Auth,

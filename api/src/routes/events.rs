@@ -15,6 +15,7 @@ use crate::access::require_message_access;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 use crate::time;
 
@@ -35,6 +36,13 @@ struct EventRow {
     occurred_at: DateTime<Utc>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/mail/{message_id}/events",
+    tag = "mail",
+    params(("message_id" = String, Path, description = "Message id (UUID)")),
+    responses((status = 200, description = "{success, message_id, events}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn events(
     State(state): State<AppState>,
     Auth(p): Auth,

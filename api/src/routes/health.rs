@@ -1,5 +1,6 @@
 //! `/health` (liveness: the process answers) and `/ready` (Postgres and Redis answer).
 
+use crate::routes::docs::spec::Success;
 use std::time::Duration;
 
 use axum::Json;
@@ -9,10 +10,24 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "Alive: {success, status: ok}", body = Success))
+)]
 pub async fn health() -> Json<Value> {
     Json(json!({ "success": true, "status": "ok" }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "health",
+    security(()),
+    responses((status = 200, description = "Postgres and Redis answer: {success, status: ready, checks}", body = Success), (status = 503, description = "A dependency is down: {success: false, status: not_ready, checks}", body = Object))
+)]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let timeout = Duration::from_secs(2);
     let db = tokio::time::timeout(timeout, sqlx::query("select 1").execute(&state.db)).await;

@@ -17,6 +17,7 @@ use crate::access::{may_send_as, require_message_access};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query, parse_json};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::routes::tokens::Page;
 use crate::send::enqueue::enqueue;
 use crate::send::idempotency::{self, IdempotencyKey, Previous};
@@ -37,6 +38,14 @@ pub fn router() -> Router<AppState> {
 const HEADER_ALLOWANCE: usize = 4096;
 
 /// `POST /mail/send`: 202 once the message is committed to Postgres.
+#[utoipa::path(
+    post,
+    path = "/api/v1/mail/send",
+    tag = "mail",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h instead of sending again")),
+    request_body = SendRequest,
+    responses((status = 202, description = "Accepted: {success, message_id, status, recipients}", body = Success), (status = 403, description = "DOMAIN_NOT_ALLOWED or SENDER_NOT_AUTHORIZED", body = ErrorBody), (status = 422, description = "IDEMPOTENCY_KEY_REUSED with another body", body = ErrorBody))
+)]
 async fn send(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -148,6 +157,13 @@ struct RecipientRow {
 
 /// `GET /mail/{message_id}/status`. A message the token may not see is `MESSAGE_NOT_FOUND`,
 /// exactly like an id that does not exist (also a malformed id).
+#[utoipa::path(
+    get,
+    path = "/api/v1/mail/{message_id}/status",
+    tag = "mail",
+    params(("message_id" = String, Path, description = "Message id (UUID)")),
+    responses((status = 200, description = "{success, message_id, status, recipients, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn status(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -206,6 +222,13 @@ struct SentRow {
 
 /// `GET /mail/sent`: newest first. Admin tokens see every message; a user token sees messages
 /// sent from its mailbox or with itself (the same rule as the status endpoint).
+#[utoipa::path(
+    get,
+    path = "/api/v1/mail/sent",
+    tag = "mail",
+    params(Page),
+    responses((status = 200, description = "{success, total, messages}", body = Success))
+)]
 async fn sent(
     State(state): State<AppState>,
     Auth(p): Auth,

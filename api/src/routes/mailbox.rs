@@ -21,6 +21,7 @@ use crate::extract::{Json, Path, Query};
 use crate::imap::actions::UserFlag;
 use crate::imap::search::Fields;
 use crate::imap::{FolderName, PooledSession, SearchTerm, disposition, message};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -90,6 +91,13 @@ fn uid(uid: u32) -> ApiResult<u32> {
 }
 
 /// `GET /mailbox/{email}/folders`
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailbox/{email}/folders",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address")),
+    responses((status = 200, description = "{success, mailbox, folders}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn folders(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -102,7 +110,8 @@ async fn folders(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     folder: Option<String>,
     limit: Option<i64>,
@@ -110,6 +119,13 @@ struct ListQuery {
 }
 
 /// `GET /mailbox/{email}/messages?folder=&limit=&offset=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailbox/{email}/messages",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address"), ListQuery),
+    responses((status = 200, description = "{success, mailbox, folder, total, messages}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn list_messages(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -134,12 +150,20 @@ async fn list_messages(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct FolderQuery {
     folder: Option<String>,
 }
 
 /// `GET /mailbox/{email}/messages/{uid}?folder=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailbox/{email}/messages/{uid}",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    responses((status = 200, description = "{success, message: {uid, subject, from, to, text, html, attachments, ...}}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn get_message(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -164,6 +188,13 @@ async fn get_message(
 
 /// `GET /mailbox/{email}/messages/{uid}/attachment/{index}?folder=`: the bytes as attached.
 /// An index past the last attachment is 404 `NOT_FOUND` (the message exists; the part does not).
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailbox/{email}/messages/{uid}/attachment/{index}",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), ("index" = usize, Path, description = "Attachment index (0-based)"), FolderQuery),
+    responses((status = 200, description = "The attachment's bytes, with its Content-Type and a Content-Disposition", content_type = "application/octet-stream", body = Vec<u8>), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND, MESSAGE_NOT_FOUND or NOT_FOUND (no such attachment)", body = ErrorBody))
+)]
 async fn download_attachment(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -207,7 +238,8 @@ async fn download_attachment(
     Ok(response)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchQuery {
     q: Option<String>,
     folder: Option<String>,
@@ -219,6 +251,13 @@ struct SearchQuery {
 }
 
 /// `GET /mailbox/{email}/search?q=&folder=&limit=`
+#[utoipa::path(
+    get,
+    path = "/api/v1/mailbox/{email}/search",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address"), SearchQuery),
+    responses((status = 200, description = "{success, mailbox, folder, query, total, messages}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn search(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -251,7 +290,7 @@ async fn search(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FlagsRequest {
     #[serde(default)]
@@ -272,6 +311,14 @@ fn user_flags(field: &str, names: &[String]) -> ApiResult<Vec<UserFlag>> {
 }
 
 /// `POST /mailbox/{email}/messages/{uid}/flags?folder=` `{"add": ["\\Seen"], "remove": [...]}`
+#[utoipa::path(
+    post,
+    path = "/api/v1/mailbox/{email}/messages/{uid}/flags",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    request_body = FlagsRequest,
+    responses((status = 200, description = "{success, uid, flags}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn set_flags(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -291,13 +338,21 @@ async fn set_flags(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MoveRequest {
     to_folder: String,
 }
 
 /// `POST /mailbox/{email}/messages/{uid}/move?folder=` `{"to_folder": "Archive"}`
+#[utoipa::path(
+    post,
+    path = "/api/v1/mailbox/{email}/messages/{uid}/move",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    request_body = MoveRequest,
+    responses((status = 200, description = "{success, message, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn move_message(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -323,6 +378,13 @@ async fn move_message(
 }
 
 /// `DELETE /mailbox/{email}/messages/{uid}?folder=`: to Trash, or for good from Trash.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/mailbox/{email}/messages/{uid}",
+    tag = "mailbox",
+    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    responses((status = 200, description = "{success, message}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+)]
 async fn delete_message(
     State(state): State<AppState>,
     Auth(p): Auth,

@@ -1,5 +1,6 @@
 //! The HTTP surface: one file per resource under `/api/v1`, plus health checks.
 
+pub mod docs;
 pub mod domains;
 pub mod events;
 pub mod health;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics::render))
         .merge(stats::dashboard::router())
+        .merge(docs::router())
         .nest("/api/v1", authenticated.merge(signup::router()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -17,6 +17,7 @@ use crate::access::{Permission, require_admin, require_self_or_admin};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -36,7 +37,7 @@ fn parse_email(raw: &str) -> ApiResult<EmailAddress> {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct BulkGrant {
     email: Option<String>,
     domain: Option<String>,
@@ -45,6 +46,13 @@ struct BulkGrant {
 
 /// `POST /permissions/bulk` (admin): 201 with what was `granted` and what was `skipped` because
 /// the mailbox already held it, in the order requested.
+#[utoipa::path(
+    post,
+    path = "/api/v1/permissions/bulk",
+    tag = "permissions",
+    request_body = BulkGrant,
+    responses((status = 201, description = "{success, granted, skipped}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or NOT_FOUND (domain)", body = ErrorBody))
+)]
 async fn bulk_grant(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -128,7 +136,8 @@ async fn bulk_grant(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     email: Option<String>,
 }
@@ -143,6 +152,13 @@ struct Grant {
 }
 
 /// `GET /permissions?email=`: admin, or the mailbox's own token.
+#[utoipa::path(
+    get,
+    path = "/api/v1/permissions",
+    tag = "permissions",
+    params(ListQuery),
+    responses((status = 200, description = "{success, email, permissions}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND", body = ErrorBody))
+)]
 async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -176,6 +192,13 @@ async fn list(
 }
 
 /// `DELETE /permissions/{id}` (admin).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/permissions/{id}",
+    tag = "permissions",
+    params(("id" = i64, Path, description = "Grant id")),
+    responses((status = 200, description = "{success, message, id}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
+)]
 async fn revoke(
     State(state): State<AppState>,
     Auth(p): Auth,

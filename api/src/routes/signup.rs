@@ -26,6 +26,7 @@ use crate::access::Permission;
 use crate::auth::TokenType;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -33,7 +34,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Every field optional at the serde level so a missing one is reported by name.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
     domain: Option<String>,
     email: Option<String>,
@@ -47,6 +48,14 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
         .ok_or_else(|| ApiError::validation(field, "is required"))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/signup",
+    tag = "signup",
+    request_body = SignupRequest,
+    security(()),
+    responses((status = 201, description = "The pending domain and its first mailbox: {success, domain, email, ...}", body = Success), (status = 409, description = "DOMAIN_EXISTS or MAILBOX_EXISTS", body = ErrorBody), (status = 429, description = "RATE_LIMITED: signups from this address", body = ErrorBody), (status = 500, description = "INTERNAL_ERROR", body = ErrorBody), (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody))
+)]
 async fn signup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -22,6 +22,7 @@ use crate::access::{Permission, require_permission};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 use crate::time;
 
@@ -31,7 +32,8 @@ pub fn router() -> Router<AppState> {
         .route("/suppressions/{domain}/{email}", delete(remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     domain: Option<String>,
     limit: Option<i64>,
@@ -65,6 +67,13 @@ fn parse_domain(raw: &str) -> ApiResult<DomainName> {
     DomainName::parse(raw).map_err(|e| ApiError::validation("domain", e.to_string()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/suppressions",
+    tag = "suppressions",
+    params(ListQuery),
+    responses((status = 200, description = "{success, total, suppressions}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
+)]
 async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -107,7 +116,7 @@ async fn list(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddRequest {
     domain: String,
@@ -116,6 +125,13 @@ struct AddRequest {
     reason: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/suppressions",
+    tag = "suppressions",
+    request_body = AddRequest,
+    responses((status = 201, description = "{success, suppression}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 409, description = "SUPPRESSION_EXISTS", body = ErrorBody))
+)]
 async fn add(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -155,6 +171,13 @@ async fn add(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/suppressions/{domain}/{email}",
+    tag = "suppressions",
+    params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Suppressed address")),
+    responses((status = 200, description = "{success, message}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
+)]
 async fn remove(
     State(state): State<AppState>,
     Auth(p): Auth,

@@ -14,6 +14,7 @@ use crate::access::require_admin;
 use crate::auth::{Auth, TokenType};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 use crate::tokens::{self, CreateTokenError};
 
@@ -25,6 +26,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `GET /tokens/me`: the spec's fields, plus `success` so clients that check it uniformly work.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens/me",
+    tag = "tokens",
+    responses((status = 200, description = "The calling token: {success, token: {id, name, token_type, email, ...}}", body = Success))
+)]
 pub async fn me(State(state): State<AppState>, Auth(p): Auth) -> impl IntoResponse {
     let last_used = match (p.last_used_at, state.tokens.pending_last_used(p.token_id)) {
         (Some(a), Some(b)) => Some(a.max(b)),
@@ -44,7 +51,7 @@ pub async fn me(State(state): State<AppState>, Auth(p): Auth) -> impl IntoRespon
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     name: String,
@@ -58,6 +65,13 @@ pub struct CreateToken {
 }
 
 /// `POST /tokens` (admin): mint an admin token, or a user token bound to one mailbox.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    request_body = CreateToken,
+    responses((status = 201, description = "The new token with its secret (shown once): {success, token, id, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND: a user token's mailbox", body = ErrorBody))
+)]
 pub async fn create(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -138,7 +152,8 @@ pub async fn create(
     Ok((StatusCode::CREATED, JsonResponse(body)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -160,6 +175,13 @@ impl Page {
 }
 
 /// `GET /tokens` (admin).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    tag = "tokens",
+    params(Page),
+    responses((status = 200, description = "{success, total, tokens}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -174,6 +196,13 @@ pub async fn list(
 }
 
 /// `DELETE /tokens/{id}`: admins revoke any token; any token may revoke itself.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "tokens",
+    params(("id" = i64, Path, description = "Token id")),
+    responses((status = 200, description = "{success, message, id}", body = Success), (status = 404, description = "NOT_FOUND: no such token (or not yours)", body = ErrorBody))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Auth(p): Auth,

@@ -20,6 +20,7 @@ use crate::access::{DomainRef, Permission, require_domain};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::routes::tokens::Page;
 use crate::state::AppState;
 
@@ -65,7 +66,7 @@ async fn domain_for(state: &AppState, p: &Principal, raw: &str) -> ApiResult<Dom
     require_domain(&state.db, p, Permission::ManageUsers, domain.as_str()).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateUser {
     email: Option<String>,
     password: Option<String>,
@@ -74,6 +75,14 @@ struct CreateUser {
 }
 
 /// `POST /domains/{domain}/users`: 201 with the new mailbox; `MAILBOX_EXISTS` (409) if taken.
+#[utoipa::path(
+    post,
+    path = "/api/v1/domains/{domain}/users",
+    tag = "users",
+    params(("domain" = String, Path, description = "Domain name")),
+    request_body = CreateUser,
+    responses((status = 201, description = "{success, user}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "MAILBOX_EXISTS", body = ErrorBody))
+)]
 async fn create(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -110,6 +119,13 @@ async fn create(
 }
 
 /// `GET /domains/{domain}/users`: by address, `limit`/`offset` as every list.
+#[utoipa::path(
+    get,
+    path = "/api/v1/domains/{domain}/users",
+    tag = "users",
+    params(("domain" = String, Path, description = "Domain name"), Page),
+    responses((status = 200, description = "{success, domain, total, users}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+)]
 async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -137,7 +153,7 @@ async fn list(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateUser {
     password: Option<String>,
@@ -166,6 +182,14 @@ async fn forget_tokens(state: &AppState, mailbox_id: i64) -> ApiResult<()> {
 }
 
 /// `PATCH /domains/{domain}/users/{email}`: any of password, name, active.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/domains/{domain}/users/{email}",
+    tag = "users",
+    params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Mailbox address")),
+    request_body = UpdateUser,
+    responses((status = 200, description = "{success, user}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
+)]
 async fn update(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -215,6 +239,13 @@ async fn update(
 
 /// `DELETE /domains/{domain}/users/{email}`: the mailbox, its tokens and its grants. The mail
 /// stored by Dovecot stays on disk until an operator removes it.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/domains/{domain}/users/{email}",
+    tag = "users",
+    params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Mailbox address")),
+    responses((status = 200, description = "{success, message}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
+)]
 async fn remove(
     State(state): State<AppState>,
     Auth(p): Auth,

@@ -12,7 +12,7 @@ use shared::outgoing::{OutgoingAttachment, OutgoingMessage};
 
 use crate::error::ApiError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SendRequest {
     pub from: String,
@@ -27,12 +27,13 @@ pub struct SendRequest {
     #[serde(default)]
     pub reply_to: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub headers: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
     pub attachments: Vec<AttachmentRequest>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BodyRequest {
     #[serde(default)]
@@ -41,7 +42,7 @@ pub struct BodyRequest {
     pub html: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttachmentRequest {
     #[serde(default)]

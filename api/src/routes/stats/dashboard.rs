@@ -21,18 +21,28 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; conn
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route(
-            "/dashboard",
-            get(|| async { asset(INDEX_HTML, "text/html; charset=utf-8") }),
-        )
-        .route(
-            "/dashboard/app.js",
-            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/dashboard/style.css",
-            get(|| async { asset(STYLE_CSS, "text/css; charset=utf-8") }),
-        )
+        .route("/dashboard", get(index))
+        .route("/dashboard/app.js", get(app_js))
+        .route("/dashboard/style.css", get(style_css))
+}
+
+/// The dashboard page; it asks for a token and calls the stats API with it.
+#[utoipa::path(get, path = "/dashboard", tag = "dashboard", security(()),
+    responses((status = 200, description = "Dashboard page", content_type = "text/html", body = String)))]
+pub async fn index() -> Response {
+    asset(INDEX_HTML, "text/html; charset=utf-8")
+}
+
+#[utoipa::path(get, path = "/dashboard/app.js", tag = "dashboard", security(()),
+    responses((status = 200, description = "Dashboard script", content_type = "text/javascript", body = String)))]
+pub async fn app_js() -> Response {
+    asset(APP_JS, "text/javascript; charset=utf-8")
+}
+
+#[utoipa::path(get, path = "/dashboard/style.css", tag = "dashboard", security(()),
+    responses((status = 200, description = "Dashboard stylesheet", content_type = "text/css", body = String)))]
+pub async fn style_css() -> Response {
+    asset(STYLE_CSS, "text/css; charset=utf-8")
 }
 
 fn asset(body: &'static str, content_type: &'static str) -> Response {

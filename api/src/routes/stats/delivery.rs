@@ -17,6 +17,7 @@ use crate::access::{self, StatsScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 use crate::time;
 
@@ -24,7 +25,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/stats/delivery", get(delivery))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct DeliveryQuery {
     start_date: Option<String>,
     end_date: Option<String>,
@@ -147,6 +149,13 @@ struct DeliveryResponse {
 }
 
 /// `GET /stats/delivery`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/delivery",
+    tag = "stats",
+    params(DeliveryQuery),
+    responses((status = 200, description = "Delivery counts over the period, grouped by day, hour or domain", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
+)]
 async fn delivery(
     State(state): State<AppState>,
     Auth(p): Auth,

@@ -14,6 +14,7 @@ use crate::access::{self, Permission, StatsScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::routes::docs::spec::{ErrorBody, Success};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -23,7 +24,8 @@ pub fn router() -> Router<AppState> {
 /// How many entries `top_recipients` and `top_senders` list.
 const TOP: usize = 10;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RangeQuery {
     start_date: Option<String>,
     end_date: Option<String>,
@@ -63,6 +65,13 @@ struct DomainResponse {
 }
 
 /// `GET /stats/domain/{domain}`: mail sent from and received by one hosted domain.
+#[utoipa::path(
+    get,
+    path = "/api/v1/stats/domain/{domain}",
+    tag = "stats",
+    params(("domain" = String, Path, description = "Domain name"), RangeQuery),
+    responses((status = 200, description = "Outbound and inbound counts for one domain over the period", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+)]
 async fn domain(
     State(state): State<AppState>,
     Auth(p): Auth,

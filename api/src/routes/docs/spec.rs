@@ -1,0 +1,152 @@
+//! The `OpenApi` root: every annotated handler, the shared schemas, the `X-MAILAPI-TOKEN`
+//! scheme, and the error responses every route shares. Route-specific errors (403, 404, 409...)
+//! are on each handler's annotation; the ones the middleware can produce for any route of a kind
+//! are added here once, so a new handler cannot forget them.
+
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::openapi::{OpenApi as Doc, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::routes::{
+    docs, domains, events, health, mail, mailbox, metrics, permissions, signup, stats,
+    suppressions, tokens, users,
+};
+
+/// Every error: `success` is false, `error` a stable code, `message` for humans; `field` names
+/// the offending input of a 400 when there is one.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorBody {
+    /// Always `false`.
+    success: bool,
+    /// A stable code such as `VALIDATION_ERROR` or `MAILBOX_NOT_FOUND`.
+    error: String,
+    message: String,
+    field: Option<String>,
+}
+
+/// A success: `success` is true; the route's members sit beside it (see its description).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Success {
+    /// Always `true`.
+    success: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Mail API", description = "Self-hosted transactional mail: send, track, read \
+        mailboxes, manage domains, users, tokens and permissions."),
+    paths(
+        health::health, health::ready, metrics::render,
+        stats::dashboard::index, stats::dashboard::app_js, stats::dashboard::style_css,
+        docs::redoc, docs::redoc_js, docs::swagger::openapi_json, docs::swagger::docs,
+        docs::swagger::docs_index, docs::swagger::docs_asset,
+        tokens::me, tokens::list, tokens::create, tokens::revoke,
+        mail::send, mail::sent, mail::status, events::events,
+        mailbox::folders, mailbox::list_messages, mailbox::get_message, mailbox::delete_message,
+        mailbox::download_attachment, mailbox::set_flags, mailbox::move_message, mailbox::search,
+        domains::pending, domains::approve, domains::dns, domains::verify_dns,
+        users::list, users::create, users::update, users::remove,
+        permissions::bulk_grant, permissions::list, permissions::revoke,
+        signup::signup,
+        suppressions::list, suppressions::add, suppressions::remove,
+        stats::delivery::delivery, stats::domain::domain,
+    ),
+    components(schemas(ErrorBody, Success)),
+    modifiers(&Shared),
+    security(("api_key" = [])),
+)]
+pub struct ApiDoc;
+
+struct Shared;
+
+impl Modify for Shared {
+    fn modify(&self, doc: &mut Doc) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-MAILAPI-TOKEN",
+                "An API token (admin, domain or user), created with `mailapi-api token create` \
+                 or `POST /api/v1/tokens`.",
+            ))),
+        );
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in ops.into_iter().flatten() {
+                add_shared_errors(path, op);
+            }
+        }
+    }
+}
+
+/// What the layers around every handler can answer, whatever the handler does.
+fn add_shared_errors(path: &str, op: &mut Operation) {
+    let api = path.starts_with("/api/v1/");
+    let authenticated = api && path != "/api/v1/auth/signup";
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error(description));
+    };
+    if authenticated {
+        add(
+            "401",
+            "NO_API_TOKEN, INVALID_TOKEN or TOKEN_EXPIRED: the X-MAILAPI-TOKEN header",
+        );
+        add(
+            "429",
+            "RATE_LIMITED: this token's request rate (see Retry-After)",
+        );
+    }
+    if api {
+        add(
+            "500",
+            "INTERNAL_ERROR (the cause is logged, never returned)",
+        );
+        add(
+            "503",
+            "SERVICE_UNAVAILABLE: the database or Redis is unreachable",
+        );
+        if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+            add("400", "VALIDATION_ERROR: a path or query parameter");
+        }
+    }
+    if op.request_body.is_some() {
+        add(
+            "400",
+            "INVALID_JSON, INVALID_BODY or VALIDATION_ERROR: the body",
+        );
+        add(
+            "413",
+            "PAYLOAD_TOO_LARGE: the body exceeds the configured limit",
+        );
+        add(
+            "415",
+            "UNSUPPORTED_MEDIA_TYPE: the body is not application/json",
+        );
+    }
+}
+
+fn error(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
+}
