@@ -59,7 +59,7 @@ cargo nextest --version | head -n 1
 # verifier, and a DNS server on loopback for the record checks.
 TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium)
 ensure_packages "${TEST_PACKAGES[@]}"
-TEST_PYTHON_MODULES=(requests dkim)
+TEST_PYTHON_MODULES=(requests dkim schemathesis)
 for module in "${TEST_PYTHON_MODULES[@]}"; do
     if ! python3 -c "import $module" 2>/dev/null; then
         pkg=$module
