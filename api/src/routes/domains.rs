@@ -22,7 +22,8 @@ use crate::access::{Permission, require_admin, require_domain};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::routes::tokens::Page;
 use crate::state::AppState;
 
@@ -54,7 +55,7 @@ struct PendingDomain {
     path = "/api/v1/domains/pending",
     tag = "domains",
     params(Page),
-    responses((status = 200, description = "{success, total, domains}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
+    responses((status = 200, description = "{success, total, domains}", body = bodies::PendingList), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
 )]
 async fn pending(
     State(state): State<AppState>,
@@ -86,7 +87,7 @@ async fn pending(
     path = "/api/v1/domains/{domain}/approve",
     tag = "domains",
     params(("domain" = String, Path, description = "Domain name")),
-    responses((status = 200, description = "{success, domain, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "DOMAIN_ALREADY_ACTIVE", body = ErrorBody))
+    responses((status = 200, description = "{success, domain, ...}", body = bodies::Approved), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "DOMAIN_ALREADY_ACTIVE", body = ErrorBody))
 )]
 async fn approve(
     State(state): State<AppState>,
@@ -191,7 +192,7 @@ async fn expected_records(
     path = "/api/v1/domains/{domain}/dns",
     tag = "domains",
     params(("domain" = String, Path, description = "Domain name")),
-    responses((status = 200, description = "{success, domain, records, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+    responses((status = 200, description = "{success, domain, records, ...}", body = bodies::DnsRecords), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn dns(
     State(state): State<AppState>,
@@ -222,7 +223,7 @@ async fn dns(
     path = "/api/v1/domains/{domain}/dns/verify",
     tag = "domains",
     params(("domain" = String, Path, description = "Domain name")),
-    responses((status = 200, description = "{success, domain, verified, records}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+    responses((status = 200, description = "{success, domain, verified, records}", body = bodies::DnsVerified), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn verify_dns(
     State(state): State<AppState>,

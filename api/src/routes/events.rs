@@ -15,7 +15,8 @@ use crate::access::require_message_access;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 use crate::time;
 
@@ -41,7 +42,7 @@ struct EventRow {
     path = "/api/v1/mail/{message_id}/events",
     tag = "mail",
     params(("message_id" = String, Path, description = "Message id (UUID)")),
-    responses((status = 200, description = "{success, message_id, events}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message_id, events}", body = bodies::EventList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn events(
     State(state): State<AppState>,

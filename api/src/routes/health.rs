@@ -1,6 +1,6 @@
 //! `/health` (liveness: the process answers) and `/ready` (Postgres and Redis answer).
 
-use crate::routes::docs::spec::Success;
+use crate::routes::docs::bodies;
 use std::time::Duration;
 
 use axum::Json;
@@ -15,7 +15,7 @@ use crate::state::AppState;
     path = "/health",
     tag = "health",
     security(()),
-    responses((status = 200, description = "Alive: {success, status: ok}", body = Success))
+    responses((status = 200, description = "Alive: {success, status: ok}", body = bodies::Health))
 )]
 pub async fn health() -> Json<Value> {
     Json(json!({ "success": true, "status": "ok" }))
@@ -26,7 +26,7 @@ pub async fn health() -> Json<Value> {
     path = "/ready",
     tag = "health",
     security(()),
-    responses((status = 200, description = "Postgres and Redis answer: {success, status: ready, checks}", body = Success), (status = 503, description = "A dependency is down: {success: false, status: not_ready, checks}", body = Object))
+    responses((status = 200, description = "Postgres and Redis answer: {success, status: ready, checks}", body = bodies::Ready), (status = 503, description = "A dependency is down: {success: false, status: not_ready, checks}", body = bodies::Ready))
 )]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let timeout = Duration::from_secs(2);

@@ -17,7 +17,8 @@ use crate::access::{may_send_as, require_message_access};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query, parse_json};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::routes::tokens::Page;
 use crate::send::enqueue::enqueue;
 use crate::send::idempotency::{self, IdempotencyKey, Previous};
@@ -44,7 +45,7 @@ const HEADER_ALLOWANCE: usize = 4096;
     tag = "mail",
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h instead of sending again")),
     request_body = SendRequest,
-    responses((status = 202, description = "Accepted: {success, message_id, status, recipients}", body = Success), (status = 403, description = "DOMAIN_NOT_ALLOWED or SENDER_NOT_AUTHORIZED", body = ErrorBody), (status = 422, description = "IDEMPOTENCY_KEY_REUSED with another body", body = ErrorBody))
+    responses((status = 202, description = "Accepted: {success, message_id, status, recipients}", body = bodies::Accepted), (status = 403, description = "DOMAIN_NOT_ALLOWED or SENDER_NOT_AUTHORIZED", body = ErrorBody), (status = 422, description = "IDEMPOTENCY_KEY_REUSED with another body", body = ErrorBody))
 )]
 async fn send(
     State(state): State<AppState>,
@@ -162,7 +163,7 @@ struct RecipientRow {
     path = "/api/v1/mail/{message_id}/status",
     tag = "mail",
     params(("message_id" = String, Path, description = "Message id (UUID)")),
-    responses((status = 200, description = "{success, message_id, status, recipients, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message_id, status, recipients, ...}", body = bodies::MessageStatus), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn status(
     State(state): State<AppState>,
@@ -227,7 +228,7 @@ struct SentRow {
     path = "/api/v1/mail/sent",
     tag = "mail",
     params(Page),
-    responses((status = 200, description = "{success, total, messages}", body = Success))
+    responses((status = 200, description = "{success, total, messages}", body = bodies::SentList))
 )]
 async fn sent(
     State(state): State<AppState>,

@@ -21,7 +21,8 @@ use crate::extract::{Json, Path, Query};
 use crate::imap::actions::UserFlag;
 use crate::imap::search::Fields;
 use crate::imap::{FolderName, PooledSession, SearchTerm, disposition, message};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -96,7 +97,7 @@ fn uid(uid: u32) -> ApiResult<u32> {
     path = "/api/v1/mailbox/{email}/folders",
     tag = "mailbox",
     params(("email" = String, Path, description = "Mailbox address")),
-    responses((status = 200, description = "{success, mailbox, folders}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, mailbox, folders}", body = bodies::FolderList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn folders(
     State(state): State<AppState>,
@@ -124,7 +125,7 @@ struct ListQuery {
     path = "/api/v1/mailbox/{email}/messages",
     tag = "mailbox",
     params(("email" = String, Path, description = "Mailbox address"), ListQuery),
-    responses((status = 200, description = "{success, mailbox, folder, total, messages}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, mailbox, folder, total, messages}", body = bodies::MessageList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn list_messages(
     State(state): State<AppState>,
@@ -162,7 +163,7 @@ struct FolderQuery {
     path = "/api/v1/mailbox/{email}/messages/{uid}",
     tag = "mailbox",
     params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
-    responses((status = 200, description = "{success, message: {uid, subject, from, to, text, html, attachments, ...}}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message: {uid, subject, from, to, text, html, attachments, ...}}", body = bodies::MailboxMessage), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn get_message(
     State(state): State<AppState>,
@@ -256,7 +257,7 @@ struct SearchQuery {
     path = "/api/v1/mailbox/{email}/search",
     tag = "mailbox",
     params(("email" = String, Path, description = "Mailbox address"), SearchQuery),
-    responses((status = 200, description = "{success, mailbox, folder, query, total, messages}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, mailbox, folder, query, total, messages}", body = bodies::SearchResult), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn search(
     State(state): State<AppState>,
@@ -317,7 +318,7 @@ fn user_flags(field: &str, names: &[String]) -> ApiResult<Vec<UserFlag>> {
     tag = "mailbox",
     params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
     request_body = FlagsRequest,
-    responses((status = 200, description = "{success, uid, flags}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, uid, flags}", body = bodies::Flags), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn set_flags(
     State(state): State<AppState>,
@@ -351,7 +352,7 @@ struct MoveRequest {
     tag = "mailbox",
     params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
     request_body = MoveRequest,
-    responses((status = 200, description = "{success, message, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message, ...}", body = bodies::Moved), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn move_message(
     State(state): State<AppState>,
@@ -383,7 +384,7 @@ async fn move_message(
     path = "/api/v1/mailbox/{email}/messages/{uid}",
     tag = "mailbox",
     params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
-    responses((status = 200, description = "{success, message}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message}", body = bodies::Deleted), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn delete_message(
     State(state): State<AppState>,

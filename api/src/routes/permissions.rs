@@ -17,7 +17,8 @@ use crate::access::{Permission, require_admin, require_self_or_admin};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -51,7 +52,7 @@ struct BulkGrant {
     path = "/api/v1/permissions/bulk",
     tag = "permissions",
     request_body = BulkGrant,
-    responses((status = 201, description = "{success, granted, skipped}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or NOT_FOUND (domain)", body = ErrorBody))
+    responses((status = 201, description = "{success, granted, skipped}", body = bodies::BulkGranted), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or NOT_FOUND (domain)", body = ErrorBody))
 )]
 async fn bulk_grant(
     State(state): State<AppState>,
@@ -157,7 +158,7 @@ struct Grant {
     path = "/api/v1/permissions",
     tag = "permissions",
     params(ListQuery),
-    responses((status = 200, description = "{success, email, permissions}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, email, permissions}", body = bodies::GrantList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND", body = ErrorBody))
 )]
 async fn list(
     State(state): State<AppState>,
@@ -197,7 +198,7 @@ async fn list(
     path = "/api/v1/permissions/{id}",
     tag = "permissions",
     params(("id" = i64, Path, description = "Grant id")),
-    responses((status = 200, description = "{success, message, id}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message, id}", body = bodies::GrantRevoked), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
 )]
 async fn revoke(
     State(state): State<AppState>,

@@ -26,7 +26,8 @@ use crate::access::Permission;
 use crate::auth::TokenType;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -54,7 +55,7 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
     tag = "signup",
     request_body = SignupRequest,
     security(()),
-    responses((status = 201, description = "The pending domain and its first mailbox: {success, domain, email, ...}", body = Success), (status = 409, description = "DOMAIN_EXISTS or MAILBOX_EXISTS", body = ErrorBody), (status = 429, description = "RATE_LIMITED: signups from this address", body = ErrorBody), (status = 500, description = "INTERNAL_ERROR", body = ErrorBody), (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody))
+    responses((status = 201, description = "The pending domain and its first mailbox: {success, domain, email, ...}", body = bodies::SignedUp), (status = 409, description = "DOMAIN_EXISTS or MAILBOX_EXISTS", body = ErrorBody), (status = 429, description = "RATE_LIMITED: signups from this address", body = ErrorBody), (status = 500, description = "INTERNAL_ERROR", body = ErrorBody), (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody))
 )]
 async fn signup(
     State(state): State<AppState>,

@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `period` as the spec shows it: the first second and the last second included.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PeriodView {
     #[serde(serialize_with = "time::serialize")]
     start: DateTime<Utc>,

@@ -22,7 +22,8 @@ use crate::access::{Permission, require_permission};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 use crate::time;
 
@@ -72,7 +73,7 @@ fn parse_domain(raw: &str) -> ApiResult<DomainName> {
     path = "/api/v1/suppressions",
     tag = "suppressions",
     params(ListQuery),
-    responses((status = 200, description = "{success, total, suppressions}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
+    responses((status = 200, description = "{success, total, suppressions}", body = bodies::SuppressionList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
 )]
 async fn list(
     State(state): State<AppState>,
@@ -130,7 +131,7 @@ struct AddRequest {
     path = "/api/v1/suppressions",
     tag = "suppressions",
     request_body = AddRequest,
-    responses((status = 201, description = "{success, suppression}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 409, description = "SUPPRESSION_EXISTS", body = ErrorBody))
+    responses((status = 201, description = "{success, suppression}", body = bodies::SuppressionAdded), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 409, description = "SUPPRESSION_EXISTS", body = ErrorBody))
 )]
 async fn add(
     State(state): State<AppState>,
@@ -176,7 +177,7 @@ async fn add(
     path = "/api/v1/suppressions/{domain}/{email}",
     tag = "suppressions",
     params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Suppressed address")),
-    responses((status = 200, description = "{success, message}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message}", body = bodies::Message), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
 )]
 async fn remove(
     State(state): State<AppState>,

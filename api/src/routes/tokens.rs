@@ -14,7 +14,8 @@ use crate::access::require_admin;
 use crate::auth::{Auth, TokenType};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 use crate::tokens::{self, CreateTokenError};
 
@@ -30,7 +31,7 @@ pub fn router() -> Router<AppState> {
     get,
     path = "/api/v1/tokens/me",
     tag = "tokens",
-    responses((status = 200, description = "The calling token: {success, token: {id, name, token_type, email, ...}}", body = Success))
+    responses((status = 200, description = "The calling token: {success, token: {id, name, token_type, email, ...}}", body = bodies::TokenMe))
 )]
 pub async fn me(State(state): State<AppState>, Auth(p): Auth) -> impl IntoResponse {
     let last_used = match (p.last_used_at, state.tokens.pending_last_used(p.token_id)) {
@@ -70,7 +71,7 @@ pub struct CreateToken {
     path = "/api/v1/tokens",
     tag = "tokens",
     request_body = CreateToken,
-    responses((status = 201, description = "The new token with its secret (shown once): {success, token, id, ...}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND: a user token's mailbox", body = ErrorBody))
+    responses((status = 201, description = "The new token with its secret (shown once): {success, token, id, ...}", body = bodies::TokenCreated), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND: a user token's mailbox", body = ErrorBody))
 )]
 pub async fn create(
     State(state): State<AppState>,
@@ -180,7 +181,7 @@ impl Page {
     path = "/api/v1/tokens",
     tag = "tokens",
     params(Page),
-    responses((status = 200, description = "{success, total, tokens}", body = Success), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
+    responses((status = 200, description = "{success, total, tokens}", body = bodies::TokenList), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -201,7 +202,7 @@ pub async fn list(
     path = "/api/v1/tokens/{id}",
     tag = "tokens",
     params(("id" = i64, Path, description = "Token id")),
-    responses((status = 200, description = "{success, message, id}", body = Success), (status = 404, description = "NOT_FOUND: no such token (or not yours)", body = ErrorBody))
+    responses((status = 200, description = "{success, message, id}", body = bodies::Revoked), (status = 404, description = "NOT_FOUND: no such token (or not yours)", body = ErrorBody))
 )]
 pub async fn revoke(
     State(state): State<AppState>,

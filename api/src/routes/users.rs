@@ -20,7 +20,8 @@ use crate::access::{DomainRef, Permission, require_domain};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::bodies;
+use crate::routes::docs::spec::ErrorBody;
 use crate::routes::tokens::Page;
 use crate::state::AppState;
 
@@ -81,7 +82,7 @@ struct CreateUser {
     tag = "users",
     params(("domain" = String, Path, description = "Domain name")),
     request_body = CreateUser,
-    responses((status = 201, description = "{success, user}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "MAILBOX_EXISTS", body = ErrorBody))
+    responses((status = 201, description = "{success, user}", body = bodies::UserBody), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "MAILBOX_EXISTS", body = ErrorBody))
 )]
 async fn create(
     State(state): State<AppState>,
@@ -124,7 +125,7 @@ async fn create(
     path = "/api/v1/domains/{domain}/users",
     tag = "users",
     params(("domain" = String, Path, description = "Domain name"), Page),
-    responses((status = 200, description = "{success, domain, total, users}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+    responses((status = 200, description = "{success, domain, total, users}", body = bodies::UserList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn list(
     State(state): State<AppState>,
@@ -188,7 +189,7 @@ async fn forget_tokens(state: &AppState, mailbox_id: i64) -> ApiResult<()> {
     tag = "users",
     params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Mailbox address")),
     request_body = UpdateUser,
-    responses((status = 200, description = "{success, user}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, user}", body = bodies::UserBody), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
 )]
 async fn update(
     State(state): State<AppState>,
@@ -244,7 +245,7 @@ async fn update(
     path = "/api/v1/domains/{domain}/users/{email}",
     tag = "users",
     params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Mailbox address")),
-    responses((status = 200, description = "{success, message}", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "{success, message}", body = bodies::UserDeleted), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
 )]
 async fn remove(
     State(state): State<AppState>,

@@ -26,14 +26,6 @@ pub struct ErrorBody {
     field: Option<String>,
 }
 
-/// A success: `success` is true; the route's members sit beside it (see its description).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct Success {
-    /// Always `true`.
-    success: bool,
-}
-
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Mail API", description = "Self-hosted transactional mail: send, track, read \
@@ -54,7 +46,7 @@ pub struct Success {
         suppressions::list, suppressions::add, suppressions::remove,
         stats::delivery::delivery, stats::domain::domain,
     ),
-    components(schemas(ErrorBody, Success)),
+    components(schemas(ErrorBody)),
     modifiers(&Shared),
     security(("api_key" = [])),
 )]

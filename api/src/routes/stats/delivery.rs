@@ -17,7 +17,7 @@ use crate::access::{self, StatsScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 use crate::time;
 
@@ -76,7 +76,7 @@ fn parse_sender(raw: Option<&str>) -> ApiResult<Option<StatsScope>> {
     Ok(Some(scope))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Summary {
     total_sent: i64,
     delivered: i64,
@@ -112,7 +112,7 @@ pub fn delivery_rate(delivered: i64, total: i64) -> f64 {
 
 /// One breakdown row: `date`, `hour` or `domain`, then the four figures the spec shows. `sent` is
 /// the row's total (delivered + bounced + deferred + rejected).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     date: Option<String>,
@@ -140,7 +140,7 @@ impl Row {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DeliveryResponse {
     success: bool,
     period: PeriodView,
@@ -154,7 +154,7 @@ struct DeliveryResponse {
     path = "/api/v1/stats/delivery",
     tag = "stats",
     params(DeliveryQuery),
-    responses((status = 200, description = "Delivery counts over the period, grouped by day, hour or domain", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
+    responses((status = 200, description = "Delivery counts over the period, grouped by day, hour or domain", body = DeliveryResponse), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
 )]
 async fn delivery(
     State(state): State<AppState>,

@@ -14,7 +14,7 @@ use crate::access::{self, Permission, StatsScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::routes::docs::spec::{ErrorBody, Success};
+use crate::routes::docs::spec::ErrorBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -31,13 +31,13 @@ struct RangeQuery {
     end_date: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DomainCount {
     domain: String,
     count: i64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Outbound {
     total: i64,
     delivered: i64,
@@ -46,7 +46,7 @@ struct Outbound {
     top_recipients: Vec<DomainCount>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct InboundView {
     total: i64,
     accepted: i64,
@@ -55,7 +55,7 @@ struct InboundView {
     top_senders: Vec<DomainCount>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct DomainResponse {
     success: bool,
     domain: String,
@@ -70,7 +70,7 @@ struct DomainResponse {
     path = "/api/v1/stats/domain/{domain}",
     tag = "stats",
     params(("domain" = String, Path, description = "Domain name"), RangeQuery),
-    responses((status = 200, description = "Outbound and inbound counts for one domain over the period", body = Success), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+    responses((status = 200, description = "Outbound and inbound counts for one domain over the period", body = DomainResponse), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn domain(
     State(state): State<AppState>,
