@@ -115,7 +115,11 @@ async fn folders(
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     folder: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
@@ -244,7 +248,11 @@ async fn download_attachment(
 struct SearchQuery {
     q: Option<String>,
     folder: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
     /// Beyond the spec: `subject,from,body` (default all three).
     #[serde(rename = "in")]

@@ -37,7 +37,11 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     domain: Option<String>,
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<i64>,
+    /// Items to skip (default 0).
+    #[param(minimum = 0)]
     offset: Option<i64>,
 }
 
