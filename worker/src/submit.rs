@@ -41,9 +41,10 @@ pub struct Submitter {
     dkim: DkimKeys,
 }
 
-/// How long one `XREADGROUP` blocks. Stays under the Redis client's response timeout (500 ms by
-/// default in redis-rs), or every idle read would end in a timeout error.
-const READ_BLOCK: Duration = Duration::from_millis(400);
+/// How long one `XREADGROUP` blocks. Must stay well under the Redis client's response timeout
+/// (500 ms by default in redis-rs): Redis checks blocked clients' timeouts only on its cron tick
+/// (10 Hz by default), so a 400 ms block could answer after 500 ms and end in a timeout error.
+const READ_BLOCK: Duration = Duration::from_millis(200);
 
 /// How long to wait for the log follower before looking again.
 const LOG_RECHECK: Duration = Duration::from_secs(5);
