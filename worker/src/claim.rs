@@ -26,6 +26,7 @@ pub struct Claimed {
 
 #[derive(sqlx::FromRow)]
 struct ClaimRow {
+    id: Uuid,
     payload: serde_json::Value,
     rfc_message_id: String,
     created_at: DateTime<Utc>,
@@ -35,48 +36,73 @@ struct ClaimRow {
     recipients: Vec<String>,
 }
 
-/// Claims `id` for `worker` if it is pending, due and not held by a live claim. `None` means
-/// there is nothing to do for this entry (sent already, held elsewhere, or not yet due).
+/// Claims one message; see [`claim_many`]. `None`: nothing to do for it.
 pub async fn claim(
     db: &PgPool,
     id: Uuid,
     worker: &str,
     hold: Duration,
 ) -> anyhow::Result<Option<Claimed>> {
-    let row: Option<ClaimRow> = sqlx::query_as(
+    match claim_many(db, &[id], worker, hold).await?.pop() {
+        Some(Ok(c)) => Ok(Some(c)),
+        Some(Err((_, reason))) => anyhow::bail!(reason),
+        None => Ok(None),
+    }
+}
+
+/// Claims, in one statement, every message among `ids` that is pending, due and not held by a
+/// live claim (rows another transaction has locked are skipped: that worker is deciding about
+/// them). Messages not returned need nothing from this worker. A claimed message whose stored
+/// payload cannot be read comes back as `Err((id, reason))` so the caller can fail it.
+pub async fn claim_many(
+    db: &PgPool,
+    ids: &[Uuid],
+    worker: &str,
+    hold: Duration,
+) -> anyhow::Result<Vec<Result<Claimed, (Uuid, String)>>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<ClaimRow> = sqlx::query_as(
         "with old as (
             select id, send_started_at from messages
-             where id = $1 and status = 'pending' and next_attempt_at <= now()
+             where id = any($1) and status = 'pending' and next_attempt_at <= now()
                and (claimed_until is null or claimed_until < now())
+             order by id
              for update skip locked)
          update messages m
             set claimed_by = $2, claimed_until = now() + make_interval(secs => $3),
                 attempts = m.attempts + 1, send_started_at = now(), updated_at = now()
            from old
           where m.id = old.id
-         returning m.payload, m.rfc_message_id, m.created_at, m.from_domain, m.attempts,
+         returning m.id, m.payload, m.rfc_message_id, m.created_at, m.from_domain, m.attempts,
                    old.send_started_at as previous_send_started,
                    array(select r.email from recipients r
                           where r.message_id = m.id and r.status <> 'suppressed'
                           order by r.id) as recipients",
     )
-    .bind(id)
+    .bind(ids)
     .bind(worker)
     .bind(hold.as_secs_f64())
-    .fetch_optional(db)
+    .fetch_all(db)
     .await?;
-    let Some(row) = row else { return Ok(None) };
-    let message: OutgoingMessage = serde_json::from_value(row.payload)?;
-    Ok(Some(Claimed {
-        id,
-        message,
-        rfc_message_id: row.rfc_message_id,
-        created_at: row.created_at,
-        from_domain: row.from_domain,
-        attempts: row.attempts,
-        previous_send_started: row.previous_send_started,
-        recipients: row.recipients,
-    }))
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let message: OutgoingMessage = serde_json::from_value(row.payload)
+                .map_err(|e| (row.id, format!("stored message cannot be read: {e}")))?;
+            Ok(Claimed {
+                id: row.id,
+                message,
+                rfc_message_id: row.rfc_message_id,
+                created_at: row.created_at,
+                from_domain: row.from_domain,
+                attempts: row.attempts,
+                previous_send_started: row.previous_send_started,
+                recipients: row.recipients,
+            })
+        })
+        .collect())
 }
 
 /// What the delivery log says about an earlier attempt of a message.
@@ -150,45 +176,92 @@ pub async fn release(
     Ok(())
 }
 
-/// The MTA queued the message: `submitted`, with its queue id and the reply as evidence.
+/// One message the MTA queued, waiting to be recorded as `submitted`.
+#[derive(Debug, Clone)]
+pub struct SubmittedRecord {
+    pub id: Uuid,
+    pub queue_id: Option<String>,
+    /// The MTA's reply (or how we know it was queued).
+    pub reply: String,
+}
+
+/// Records one `submitted` outcome; see [`record_submitted_many`].
 pub async fn record_submitted(
     db: &PgPool,
     id: Uuid,
     worker: &str,
     queue_id: Option<&str>,
-    evidence: &str,
+    reply: &str,
 ) -> anyhow::Result<()> {
-    // One statement (one round trip, one commit) on the hot path: the status, the event, and
-    // whether the delivery log already moved a recipient (it can run ahead of this commit).
-    let (updated, log_ran_ahead): (bool, bool) = sqlx::query_as(
-        "with m as (
+    let record = SubmittedRecord {
+        id,
+        queue_id: queue_id.map(str::to_owned),
+        reply: reply.to_owned(),
+    };
+    record_submitted_many(db, worker, std::slice::from_ref(&record)).await
+}
+
+/// Records several `submitted` outcomes of `worker` in one statement (one round trip, one
+/// commit, one run of the statistics triggers): each message's status, queue id and event.
+/// A message whose claim `worker` no longer holds is left alone. Idempotent: writing the same
+/// records again changes nothing, so a batch whose commit went unanswered can be retried.
+pub async fn record_submitted_many(
+    db: &PgPool,
+    worker: &str,
+    records: &[SubmittedRecord],
+) -> anyhow::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = records.iter().map(|r| r.id).collect();
+    let queue_ids: Vec<Option<&str>> = records.iter().map(|r| r.queue_id.as_deref()).collect();
+    let replies: Vec<&str> = records.iter().map(|r| r.reply.as_str()).collect();
+    let evidence: Vec<String> = records
+        .iter()
+        .map(|r| {
+            format!(
+                "queue id {} (worker {worker})",
+                r.queue_id.as_deref().unwrap_or("unknown")
+            )
+        })
+        .collect();
+    // Rows are locked in id order so that two batches touching the same messages (this one and
+    // the log follower's roll-up) cannot deadlock. The delivery log can run ahead of this
+    // commit: messages whose recipients it already moved are rolled up afterwards.
+    let ran_ahead: Vec<Uuid> = sqlx::query_scalar(
+        "with v as (
+             select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
+                 as v(id, queue_id, reply, evidence)),
+         locked as (
+             select m.id from messages m join v on v.id = m.id
+              where m.claimed_by = $5 order by m.id for update of m),
+         m as (
              update messages
                 set status = case when status = 'pending' then 'submitted' else status end,
-                    queue_id = coalesce($3, queue_id), submitted_at = coalesce(submitted_at, now()),
+                    queue_id = coalesce(v.queue_id, messages.queue_id),
+                    submitted_at = coalesce(submitted_at, now()),
                     claimed_by = null, claimed_until = null, send_started_at = null,
                     last_error = null, updated_at = now()
-              where id = $1 and claimed_by = $2
-             returning id),
+               from v, locked
+              where messages.id = v.id and locked.id = v.id
+             returning messages.id, v.reply, v.evidence),
          e as (
              insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
-             select id, 'submitted', 'submitted', $4, 'worker', $5 from m)
-         select exists (select 1 from m),
-                exists (select 1 from recipients
-                         where message_id = $1 and status not in ('pending', 'suppressed'))",
+             select id, 'submitted', 'submitted', reply, 'worker', evidence from m)
+         select m.id from m
+          where exists (select 1 from recipients r
+                         where r.message_id = m.id and r.status not in ('pending', 'suppressed'))",
     )
-    .bind(id)
+    .bind(&ids)
+    .bind(&queue_ids)
+    .bind(&replies)
+    .bind(&evidence)
     .bind(worker)
-    .bind(queue_id)
-    .bind(evidence)
-    .bind(format!(
-        "queue id {} (worker {worker})",
-        queue_id.unwrap_or("unknown")
-    ))
-    .fetch_one(db)
+    .fetch_all(db)
     .await?;
-    if updated && log_ran_ahead {
+    if !ran_ahead.is_empty() {
         let mut conn = db.acquire().await?;
-        shared::delivery::rollup_message(&mut conn, id).await?;
+        shared::delivery::rollup_messages(&mut conn, &ran_ahead).await?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@
 //! [`bounces`] reads bounce reports (parsed by [`dsn`]) from the bounce mailbox; [`metrics`]
 //! serves `/metrics` and samples the stream.
 
+pub mod batch;
 pub mod bounces;
 pub mod claim;
 pub mod context;

@@ -1,10 +1,12 @@
 //! The send loop: read the stream, claim each message in Postgres, build and sign its MIME,
 //! submit it over SMTP, record the outcome, and only then acknowledge the entry.
 //!
-//! [`Submitter::process`] is the step function (one job, one outcome); [`run`] feeds it from
-//! the stream with bounded concurrency and stops reading on shutdown while in-flight
-//! submissions finish.
+//! [`Submitter::process`] is the step function (one job, one outcome). [`run`] feeds the same
+//! steps from the stream with bounded concurrency, but claims everything one read brought in
+//! one statement, records `submitted` outcomes and acknowledges entries in batches (see
+//! [`crate::batch`]), and stops reading on shutdown while in-flight submissions finish.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,8 +15,10 @@ use shared::jobs::SendJob;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
-use crate::claim::{self, Claimed, LogVerdict};
+use crate::batch::Batcher;
+use crate::claim::{self, Claimed, LogVerdict, SubmittedRecord};
 use crate::context::WorkerContext;
 use crate::dkim::DkimKeys;
 use crate::smtp::{Smtp, SubmitFailure};
@@ -39,7 +43,16 @@ pub struct Submitter {
     ctx: WorkerContext,
     smtp: Smtp,
     dkim: DkimKeys,
+    /// Writes `submitted` outcomes, many per statement.
+    recorder: Batcher<SubmittedRecord>,
 }
+
+/// Most outcomes one statement records (and most entries one `XACK` acknowledges).
+const MAX_BATCH: usize = 256;
+
+/// Attempts at a batched write before its callers see the error (a deadlock with the log
+/// follower's roll-up, or a connection dropped mid-statement; the writes are idempotent).
+const BATCH_ATTEMPTS: u32 = 3;
 
 /// How long one `XREADGROUP` blocks. Must stay well under the Redis client's response timeout
 /// (500 ms by default in redis-rs): Redis checks blocked clients' timeouts only on its cron tick
@@ -50,12 +63,21 @@ const READ_BLOCK: Duration = Duration::from_millis(200);
 const LOG_RECHECK: Duration = Duration::from_secs(5);
 
 impl Submitter {
+    /// Must be called inside the Tokio runtime (it starts the batch writer).
     pub fn new(ctx: WorkerContext) -> Self {
         let smtp = Smtp::new(&ctx.settings.smtp);
+        let db = ctx.db.clone();
+        let worker = ctx.settings.worker.consumer_name.clone();
+        let recorder = Batcher::spawn(MAX_BATCH, move |records: Vec<SubmittedRecord>| {
+            let db = db.clone();
+            let worker = worker.clone();
+            async move { with_retries(|| claim::record_submitted_many(&db, &worker, &records)).await }
+        });
         Self {
             ctx,
             smtp,
             dkim: DkimKeys::default(),
+            recorder,
         }
     }
 
@@ -65,24 +87,37 @@ impl Submitter {
 
     /// Handles one job to an outcome that is committed in Postgres.
     pub async fn process(&self, job: &SendJob) -> anyhow::Result<Outcome> {
-        let db = &self.ctx.db;
         let hold = self.ctx.settings.claim_duration();
-        let Some(c) = claim::claim(db, job.message_id, self.worker(), hold).await? else {
-            return Ok(Outcome::Skipped);
+        let claimed =
+            claim::claim_many(&self.ctx.db, &[job.message_id], self.worker(), hold).await?;
+        match claimed.into_iter().next() {
+            Some(c) => self.process_claim(c).await,
+            None => Ok(Outcome::Skipped),
+        }
+    }
+
+    /// Takes a message this worker has just claimed to a committed outcome.
+    async fn process_claim(&self, c: Result<Claimed, (Uuid, String)>) -> anyhow::Result<Outcome> {
+        let db = &self.ctx.db;
+        let c = match c {
+            Ok(c) => c,
+            Err((id, reason)) => {
+                claim::record_failed(db, id, self.worker(), &reason, None).await?;
+                return Ok(Outcome::Failed);
+            }
         };
         if let Some(started) = c.previous_send_started {
             match claim::check_log(db, &c.rfc_message_id, started).await? {
                 LogVerdict::Queued(queue_id) => {
                     tracing::warn!(message_id = %c.id, %queue_id,
                         "an earlier attempt reached the MTA; recording it instead of sending again");
-                    claim::record_submitted(
-                        db,
-                        c.id,
-                        self.worker(),
-                        Some(&queue_id),
-                        "queued by an earlier attempt (found in the MTA log)",
-                    )
-                    .await?;
+                    self.recorder
+                        .run(SubmittedRecord {
+                            id: c.id,
+                            queue_id: Some(queue_id),
+                            reply: "queued by an earlier attempt (found in the MTA log)".into(),
+                        })
+                        .await?;
                     return Ok(Outcome::Submitted);
                 }
                 LogVerdict::Unknown => {
@@ -140,14 +175,13 @@ impl Submitter {
         tracing::debug!(message_id = %c.id, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "smtp submission");
         match result {
             Ok(accepted) => {
-                claim::record_submitted(
-                    db,
-                    c.id,
-                    self.worker(),
-                    accepted.queue_id.as_deref(),
-                    &accepted.reply,
-                )
-                .await?;
+                self.recorder
+                    .run(SubmittedRecord {
+                        id: c.id,
+                        queue_id: accepted.queue_id,
+                        reply: accepted.reply,
+                    })
+                    .await?;
                 Ok(Outcome::Submitted)
             }
             Err(SubmitFailure::Permanent { reply, dsn }) => {
@@ -188,6 +222,30 @@ impl Submitter {
     }
 }
 
+/// Runs an idempotent batched write up to [`BATCH_ATTEMPTS`] times.
+async fn with_retries<F, Fut>(mut write: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let mut attempt = 1;
+    loop {
+        match write().await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < BATCH_ATTEMPTS => {
+                tracing::warn!(
+                    error = format!("{e:#}"),
+                    attempt,
+                    "batched write failed; retrying"
+                );
+                tokio::time::sleep(Duration::from_millis(20 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// ±20 % so that messages failing together do not retry in lockstep.
 fn with_jitter(d: Duration) -> Duration {
     let factor = rand::rng().random_range(0.8..1.2);
@@ -207,6 +265,16 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
     let concurrency = ctx.settings.worker.concurrency;
     let reclaim_idle = ctx.settings.worker.reclaim_idle;
     let submitter = Arc::new(Submitter::new(ctx));
+    let acker = {
+        let stream = stream.clone();
+        Batcher::spawn(MAX_BATCH, move |batches: Vec<Vec<String>>| {
+            let stream = stream.clone();
+            async move {
+                let ids: Vec<String> = batches.into_iter().flatten().collect();
+                with_retries(|| stream.ack(&ids)).await
+            }
+        })
+    };
     let permits = Arc::new(Semaphore::new(concurrency));
     let mut tasks = JoinSet::new();
     let mut last_autoclaim = tokio::time::Instant::now() - reclaim_idle;
@@ -256,14 +324,8 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
                 }
             }
         }
-        for entry in entries {
-            let permit = permits.clone().acquire_owned().await?;
-            let submitter = submitter.clone();
-            let stream = stream.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                handle_entry(&submitter, &stream, entry).await;
-            });
+        if !entries.is_empty() {
+            dispatch(&submitter, &acker, &permits, &mut tasks, entries).await?;
         }
         // Reap finished tasks so the set does not grow.
         while tasks.try_join_next().is_some() {}
@@ -276,25 +338,74 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
     Ok(())
 }
 
-async fn handle_entry(submitter: &Submitter, stream: &SendStream, entry: Entry) {
-    let outcome = match &entry.job {
-        Some(job) => submitter.process(job).await,
-        None => Ok(Outcome::Skipped),
-    };
-    match outcome {
-        Ok(outcome) => {
-            if let Some(job) = &entry.job {
-                tracing::debug!(message_id = %job.message_id, ?outcome, "job done");
-            }
-            if let Err(e) = stream.ack(std::slice::from_ref(&entry.id)).await {
-                // The entry stays pending; it is reclaimed later and then skipped by the claim.
-                tracing::warn!(error = %e, entry = %entry.id, "XACK failed");
-            }
+/// Claims the messages of one read in one statement and starts a task for each claimed one.
+/// An entry is acknowledged once its message's outcome is committed; entries with nothing to do
+/// (unreadable, already handled, held by another worker, not yet due) right away. If the claim
+/// itself fails nothing is acknowledged: the entries are taken over after the reclaim idle
+/// time, and the reconciler re-adds any message whose entry is lost.
+async fn dispatch(
+    submitter: &Arc<Submitter>,
+    acker: &Batcher<Vec<String>>,
+    permits: &Arc<Semaphore>,
+    tasks: &mut JoinSet<()>,
+    entries: Vec<Entry>,
+) -> anyhow::Result<()> {
+    let mut by_message: HashMap<Uuid, Vec<String>> = HashMap::new();
+    let mut nothing_to_do = Vec::new();
+    for entry in entries {
+        match entry.job {
+            Some(job) => by_message.entry(job.message_id).or_default().push(entry.id),
+            None => nothing_to_do.push(entry.id),
         }
-        // Not acknowledged: the entry is taken over after the reclaim idle time, and the
-        // reconciler re-adds the message if the entry is lost.
+    }
+    let ids: Vec<Uuid> = by_message.keys().copied().collect();
+    let hold = submitter.ctx.settings.claim_duration();
+    match claim::claim_many(&submitter.ctx.db, &ids, submitter.worker(), hold).await {
+        Ok(claimed) => {
+            for c in claimed {
+                let id = match &c {
+                    Ok(c) => c.id,
+                    Err((id, _)) => *id,
+                };
+                let entry_ids = by_message.remove(&id).unwrap_or_default();
+                let permit = permits.clone().acquire_owned().await?;
+                let submitter = submitter.clone();
+                let acker = acker.clone();
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    match submitter.process_claim(c).await {
+                        Ok(outcome) => {
+                            tracing::debug!(message_id = %id, ?outcome, "job done");
+                            ack(&acker, entry_ids).await;
+                        }
+                        // Not acknowledged: reclaimed after the idle time (and then skipped or
+                        // retried by the claim), or re-added by the reconciler.
+                        Err(e) => tracing::error!(error = format!("{e:#}"), message_id = %id,
+                            "job failed; left for reclaim"),
+                    }
+                });
+            }
+            nothing_to_do.extend(by_message.into_values().flatten());
+        }
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), entry = %entry.id, "job failed; left for reclaim")
+            tracing::error!(
+                error = format!("{e:#}"),
+                entries = ids.len(),
+                "claiming messages failed; entries left for reclaim"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+    if !nothing_to_do.is_empty() {
+        let acker = acker.clone();
+        tasks.spawn(async move { ack(&acker, nothing_to_do).await });
+    }
+    Ok(())
+}
+
+async fn ack(acker: &Batcher<Vec<String>>, entry_ids: Vec<String>) {
+    if let Err(e) = acker.run(entry_ids).await {
+        // The entries stay pending; they are reclaimed later and then skipped by the claim.
+        tracing::warn!(error = format!("{e:#}"), "XACK failed");
     }
 }
