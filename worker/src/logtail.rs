@@ -93,22 +93,33 @@ async fn follow_as_leader(
     let mut follower = Follower::load(&mut conn, path, log_name).await?;
     let mut last_heartbeat = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
+        // The database's clock, as the workers' `send_started_at` uses it. A pass reads to the
+        // end of the file, so once it returns every line written before it began is applied.
+        let pass_started: DateTime<Utc> = sqlx::query_scalar("select clock_timestamp()")
+            .fetch_one(&mut conn)
+            .await?;
         let stats = follower.ingest_available(&mut conn).await?;
         follower.report_lag(stats.lines == 0);
         if stats.unparsed > 0 {
             tracing::warn!(unparsed = stats.unparsed, "log lines that did not parse");
         }
+        // A worker deciding whether an interrupted attempt reached the MTA trusts `updated_at`
+        // as "every line logged before this is applied" (worker/src/claim.rs, check_log). So it
+        // moves only here, to the start of a pass that reached the end of the file: never to
+        // the time of a batch commit, which a follower running behind the log makes much later
+        // than the lines it has applied. Idle, it is refreshed once per HEARTBEAT.
+        if stats.lines > 0 || last_heartbeat.elapsed() >= HEARTBEAT {
+            sqlx::query(
+                "update log_positions set updated_at = greatest(updated_at, $2)
+                  where log_name = $1",
+            )
+            .bind(log_name)
+            .bind(pass_started)
+            .execute(&mut conn)
+            .await?;
+            last_heartbeat = tokio::time::Instant::now();
+        }
         if stats.lines == 0 {
-            // At the end of the file: say so. A worker deciding whether an interrupted attempt
-            // reached the MTA trusts `updated_at` as "every line logged before this is applied"
-            // (worker/src/claim.rs, check_log); without this an idle log would look stale.
-            if last_heartbeat.elapsed() >= HEARTBEAT {
-                sqlx::query("update log_positions set updated_at = now() where log_name = $1")
-                    .bind(log_name)
-                    .execute(&mut conn)
-                    .await?;
-                last_heartbeat = tokio::time::Instant::now();
-            }
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 () = tokio::time::sleep(IDLE_POLL) => {}
@@ -430,10 +441,10 @@ impl Follower {
             None => ("", -1),
         };
         let done = sqlx::query(
-            "insert into log_positions (log_name, file_id, byte_offset) values ($1, $2, $3)
+            "insert into log_positions (log_name, file_id, byte_offset, updated_at)
+             values ($1, $2, $3, '-infinity')
              on conflict (log_name) do update
-                set file_id = excluded.file_id, byte_offset = excluded.byte_offset,
-                    updated_at = now()
+                set file_id = excluded.file_id, byte_offset = excluded.byte_offset
               where log_positions.file_id = $4 and log_positions.byte_offset = $5",
         )
         .bind(&self.log_name)
