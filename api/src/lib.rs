@@ -5,7 +5,8 @@
 //! and applies [`ratelimit`]; [`error`] renders every failure in the spec's shape; [`extract`]
 //! wraps axum's extractors so their rejections do too; [`tokens`] is token storage shared with the
 //! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does; [`imap`] is
-//! the pool of Dovecot sessions the mailbox routes read through; [`send`] accepts messages.
+//! the pool of Dovecot sessions the mailbox routes read through; [`send`] accepts messages;
+//! [`trace`] makes the OpenTelemetry span of each request.
 
 pub mod access;
 pub mod auth;
@@ -19,6 +20,7 @@ pub mod send;
 pub mod state;
 pub mod time;
 pub mod tokens;
+pub mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,6 +58,8 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let tokens = TokenCache::new(settings.limits.token_cache_ttl);
     let active_domains = send::domains::ActiveDomains::new(settings.limits.token_cache_ttl);
     let imap = imap::ImapPool::new(settings.imap.clone(), imap::PoolConfig::default());
+    let tracer =
+        shared::telemetry::Tracer::new(&settings.tracing, &settings.tracing.api_service_name)?;
     Ok(AppState {
         inner: Arc::new(Inner {
             settings,
@@ -66,6 +70,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             rate_limiter,
             active_domains,
             imap,
+            tracer,
         }),
     })
 }
@@ -77,6 +82,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let state = build_state(settings).await?;
+    let tracer = state.tracer.clone();
     let flusher = tokio::spawn(auth::run_last_used_flusher(state.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(ratelimit::housekeeping(state.clone()));
     let app = routes::router(state);
@@ -91,6 +97,8 @@ pub async fn run(
     housekeeping.abort();
     shutdown.cancel();
     let _ = flusher.await;
+    // After the last request: its spans are queued by now.
+    tracer.shutdown().await;
     Ok(())
 }
 

@@ -42,6 +42,7 @@ pub struct Settings {
     pub limits: Limits,
     pub worker: WorkerSettings,
     pub accounts: AccountSettings,
+    pub tracing: TracingSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +122,22 @@ pub struct WorkerSettings {
     pub reconcile_after: Duration,
     /// Where the worker serves `/metrics` and `/health`; `None` (`off`) serves nothing.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// OpenTelemetry traces (docs/OPERATIONS.md, "Tracing"). Off unless an endpoint is set.
+#[derive(Debug, Clone)]
+pub struct TracingSettings {
+    /// Base URL of an OTLP/HTTP receiver (`/v1/traces` is appended), e.g.
+    /// `http://127.0.0.1:4318`. `None` (empty or unset) means no exporter and no spans at all.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces kept (0.0 to 1.0). A trace that arrives with a parent (a client's
+    /// `traceparent`, or a stream entry) follows its parent's decision instead.
+    pub sample_ratio: f64,
+    /// `service.name` of the API's spans. Both binaries usually read one environment file, so
+    /// each has its own setting.
+    pub api_service_name: String,
+    /// `service.name` of the worker's spans (submission and delivery log).
+    pub worker_service_name: String,
 }
 
 impl Settings {
@@ -225,6 +242,15 @@ impl Settings {
                     })?),
                 },
             },
+            tracing: TracingSettings {
+                otlp_endpoint: env
+                    .optional("MAILAPI_OTLP_ENDPOINT")
+                    .map(|e| e.trim().trim_end_matches('/').to_owned()),
+                sample_ratio: env.parse("MAILAPI_OTLP_SAMPLE_RATIO", 1.0f64)?,
+                api_service_name: env.string("MAILAPI_OTLP_API_SERVICE_NAME", "mailapi-api"),
+                worker_service_name: env
+                    .string("MAILAPI_OTLP_WORKER_SERVICE_NAME", "mailapi-worker"),
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -313,6 +339,7 @@ impl Settings {
                 ),
             ));
         }
+        self.tracing.validate()?;
         Ok(())
     }
 
@@ -320,6 +347,34 @@ impl Settings {
     /// building the message before it and committing the outcome after it.
     pub fn claim_duration(&self) -> Duration {
         self.smtp.transaction_timeout() + Duration::from_secs(5)
+    }
+}
+
+impl TracingSettings {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let (scheme, rest) = endpoint.split_once("://").unwrap_or(("", ""));
+            let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            if !matches!(scheme, "http" | "https") || host.is_empty() {
+                return Err(bad(
+                    "MAILAPI_OTLP_ENDPOINT",
+                    format!("`{endpoint}` is not an http:// or https:// URL"),
+                ));
+            }
+            if rest.contains(['?', '#']) {
+                return Err(bad(
+                    "MAILAPI_OTLP_ENDPOINT",
+                    "must be a base URL without query or fragment (/v1/traces is appended)",
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(bad(
+                "MAILAPI_OTLP_SAMPLE_RATIO",
+                format!("`{}` is not between 0 and 1", self.sample_ratio),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -434,6 +489,32 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(err.var, "MAILAPI_RECLAIM_IDLE_SECS");
+    }
+
+    #[test]
+    fn tracing_is_off_unless_an_endpoint_is_set() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.tracing.otlp_endpoint, None);
+        assert_eq!(s.tracing.api_service_name, "mailapi-api");
+        assert_eq!(s.tracing.worker_service_name, "mailapi-worker");
+        let s = load(&[("MAILAPI_OTLP_ENDPOINT", "http://127.0.0.1:4318/")]).unwrap();
+        assert_eq!(
+            s.tracing.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4318")
+        );
+        for bad_endpoint in [
+            "127.0.0.1:4318",
+            "grpc://collector:4317",
+            "http://",
+            "http://x/?a",
+        ] {
+            let err = load(&[("MAILAPI_OTLP_ENDPOINT", bad_endpoint)]).unwrap_err();
+            assert_eq!(err.var, "MAILAPI_OTLP_ENDPOINT", "{bad_endpoint}");
+        }
+        let err = load(&[("MAILAPI_OTLP_SAMPLE_RATIO", "1.5")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_OTLP_SAMPLE_RATIO");
+        let err = load(&[("MAILAPI_OTLP_SAMPLE_RATIO", "half")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_OTLP_SAMPLE_RATIO");
     }
 
     #[test]

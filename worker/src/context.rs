@@ -1,4 +1,4 @@
-//! What every worker task shares: settings and handles to Postgres and Redis.
+//! What every worker task shares: settings, handles to Postgres and Redis, and the tracer.
 
 use std::sync::Arc;
 
@@ -20,6 +20,8 @@ pub struct Inner {
     /// so they never stall commands multiplexed on a shared one.
     pub redis: deadpool_redis::Pool,
     pub keys: Keys,
+    /// Submission and delivery spans; disabled unless `MAILAPI_OTLP_ENDPOINT` is set.
+    pub tracer: shared::telemetry::Tracer,
 }
 
 impl std::ops::Deref for WorkerContext {
@@ -41,12 +43,17 @@ impl WorkerContext {
             .build()
             .context("MAILAPI_REDIS_URL")?;
         let keys = Keys::new(&settings.key_prefix);
+        let tracer = shared::telemetry::Tracer::new(
+            &settings.tracing,
+            &settings.tracing.worker_service_name,
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 db,
                 redis,
                 keys,
+                tracer,
             }),
         })
     }

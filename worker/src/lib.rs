@@ -7,7 +7,8 @@
 //! and [`dkim`] the per-domain signing keys; [`reclaim`] re-enqueues due messages the stream
 //! lost. [`logtail`] follows the MTA's log (parsed by [`logline`]) into recipient statuses, and
 //! [`bounces`] reads bounce reports (parsed by [`dsn`]) from the bounce mailbox; [`metrics`]
-//! serves `/metrics` and samples the stream.
+//! serves `/metrics` and samples the stream; [`tracing_ctx`] makes the submission and delivery
+//! spans that continue each message's trace.
 
 pub mod batch;
 pub mod bounces;
@@ -22,6 +23,7 @@ pub mod reclaim;
 pub mod smtp;
 pub mod stream;
 pub mod submit;
+pub mod tracing_ctx;
 
 use tokio_util::sync::CancellationToken;
 
@@ -50,5 +52,7 @@ pub async fn run_until_stopped(
             }
         }
     }
+    // Every task has returned, so no span is still open.
+    ctx.tracer.shutdown().await;
     result
 }

@@ -27,6 +27,7 @@ use chrono::{DateTime, Datelike, Local, TimeZone, Utc};
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use shared::delivery::{self, EventSource, RecipientChange, RecipientStatus};
+use shared::telemetry::Tracer;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,7 @@ use uuid::Uuid;
 
 use crate::context::WorkerContext;
 use crate::logline::{self, DeliveryStatus, Event, LogLine};
+use crate::tracing_ctx;
 
 /// Largest read; a line longer than this (never seen from Postfix) is taken as it is.
 const CHUNK: usize = 1 << 20;
@@ -65,7 +67,8 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
     let options = PgConnectOptions::from_str(ctx.settings.database_url.expose_secret())?
         .application_name("mailapi-logtail");
     while !shutdown.is_cancelled() {
-        if let Err(e) = follow_as_leader(&options, &path, &log_name, &shutdown).await {
+        let leading = follow_as_leader(&options, &path, &log_name, &ctx.tracer, &shutdown);
+        if let Err(e) = leading.await {
             tracing::warn!(error = format!("{e:#}"), log = %log_name, "log follower restarting");
             tokio::select! {
                 () = shutdown.cancelled() => {}
@@ -80,6 +83,7 @@ async fn follow_as_leader(
     options: &PgConnectOptions,
     path: &Path,
     log_name: &str,
+    tracer: &Tracer,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect_with(options).await?;
@@ -91,6 +95,7 @@ async fn follow_as_leader(
     }
     tracing::info!(log = %log_name, "following the MTA log");
     let mut follower = Follower::load(&mut conn, path, log_name).await?;
+    follower.set_tracer(tracer.clone());
     let mut last_heartbeat = tokio::time::Instant::now();
     while !shutdown.is_cancelled() {
         // The database's clock, as the workers' `send_started_at` uses it. A pass reads to the
@@ -160,6 +165,8 @@ pub struct Follower {
     batch_lines: usize,
     /// When a pass last found nothing left to read (for the lag metric).
     caught_up_at: std::time::Instant,
+    /// Delivery spans; while disabled the follower reads no trace context at all.
+    tracer: Tracer,
 }
 
 /// A `<QID>: reject: RCPT` line logged before the `cleanup` line that tells whose the QID is.
@@ -238,6 +245,7 @@ impl Follower {
             pending_rejects: VecDeque::new(),
             batch_lines: BATCH_LINES,
             caught_up_at: std::time::Instant::now(),
+            tracer: Tracer::disabled(),
         })
     }
 
@@ -263,6 +271,12 @@ impl Follower {
         } else {
             self.caught_up_at.elapsed().as_secs_f64()
         });
+    }
+
+    /// Emit an `mta.delivery` span under each traced message's request for every recipient
+    /// status this follower commits.
+    pub fn set_tracer(&mut self, tracer: Tracer) {
+        self.tracer = tracer;
     }
 
     /// Lines per transaction (tests use small batches to stop mid-file).
@@ -421,6 +435,7 @@ impl Follower {
         if let Some(c) = self.current.as_mut().filter(|c| c.id == file_id) {
             c.offset = end;
         }
+        tracing_ctx::emit_deliveries(&self.tracer, &batch.deliveries);
         stats.lines += batch.lines;
         metrics::counter!(shared::metrics::LOG_LINES).increment(batch.lines as u64);
         stats.unparsed += batch.unparsed;
@@ -469,6 +484,8 @@ struct BatchResult {
     unparsed: usize,
     changes: usize,
     inbound: usize,
+    /// Spans to emit once the batch is committed (always empty with tracing off).
+    deliveries: Vec<tracing_ctx::Delivery>,
 }
 
 /// The line's time: Postfix logs local time without a year, so take the year that puts it
@@ -523,6 +540,14 @@ impl Recipients {
             by_address,
             by_message,
         })
+    }
+
+    /// Lowercased address of each recipient, by id (for delivery spans only).
+    fn emails_by_id(&self) -> HashMap<i64, &str> {
+        self.by_address
+            .iter()
+            .map(|((_, email), id)| (*id, email.as_str()))
+            .collect()
     }
 
     fn find(&self, message: Uuid, address: &str) -> Option<i64> {
@@ -606,20 +631,33 @@ impl Follower {
             .await?;
         }
         let wanted: Vec<&str> = wanted.into_iter().collect();
+        // With tracing on, the same query brings each message's traceparent (`$2`); off, the
+        // column is not read.
+        let tracing = self.tracer.is_enabled();
+        let mut traceparents: HashMap<Uuid, String> = HashMap::new();
         let owners: HashMap<String, Uuid> = if wanted.is_empty() {
             HashMap::new()
         } else {
-            sqlx::query_as::<_, (String, Uuid)>(
-                "select e.queue_id, m.id from mta_queue_entries e
+            sqlx::query_as::<_, (String, Uuid, Option<String>)>(
+                "select e.queue_id, m.id, case when $2 then m.traceparent end
+                   from mta_queue_entries e
                    join messages m on m.rfc_message_id = e.rfc_message_id
                   where e.queue_id = any($1)
                  union
-                 select m.queue_id, m.id from messages m where m.queue_id = any($1)",
+                 select m.queue_id, m.id, case when $2 then m.traceparent end
+                   from messages m where m.queue_id = any($1)",
             )
             .bind(&wanted)
+            .bind(tracing)
             .fetch_all(&mut *conn)
             .await?
             .into_iter()
+            .map(|(queue_id, message, traceparent)| {
+                if let Some(tp) = traceparent {
+                    traceparents.insert(message, tp);
+                }
+                (queue_id, message)
+            })
             .collect()
         };
         let mut messages: Vec<Uuid> = owners.values().copied().collect();
@@ -758,6 +796,10 @@ impl Follower {
 
         let applied = delivery::apply_recipient_statuses(conn, &changes).await?;
         result.changes = applied.iter().filter(|a| **a).count();
+        if tracing && !traceparents.is_empty() {
+            let emails = recipients.emails_by_id();
+            result.deliveries = tracing_ctx::deliveries(&changes, &applied, &traceparents, &emails);
+        }
         let mut touched: Vec<Uuid> = changes
             .iter()
             .zip(&applied)

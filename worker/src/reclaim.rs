@@ -17,7 +17,7 @@ const TICK: Duration = Duration::from_secs(1);
 
 /// One pass; returns how many messages were re-added.
 pub async fn reconcile_once(ctx: &WorkerContext, stream: &SendStream) -> anyhow::Result<usize> {
-    let ids: Vec<Uuid> = sqlx::query_scalar(
+    let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
         "update messages set enqueued_at = now()
           where id in (
                 select id from messages
@@ -27,17 +27,19 @@ pub async fn reconcile_once(ctx: &WorkerContext, stream: &SendStream) -> anyhow:
                  order by next_attempt_at
                  limit $2
                  for update skip locked)
-         returning id",
+         returning id, traceparent",
     )
     .bind(ctx.settings.worker.reconcile_after.as_secs_f64())
     .bind(BATCH)
     .fetch_all(&ctx.db)
     .await?;
-    let jobs: Vec<SendJob> = ids
-        .iter()
-        .map(|&message_id| SendJob {
+    // The stored traceparent keeps a retried message in the trace of the request that accepted
+    // it (it is null when the API ran with tracing off).
+    let jobs: Vec<SendJob> = rows
+        .into_iter()
+        .map(|(message_id, traceparent)| SendJob {
             message_id,
-            traceparent: None,
+            traceparent,
         })
         .collect();
     // If this fails the rows keep their new enqueued_at and are retried after

@@ -33,6 +33,12 @@ pub enum SubmitFailure {
     Ambiguous(String),
 }
 
+impl std::fmt::Display for SubmitFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
 impl SubmitFailure {
     pub fn text(&self) -> &str {
         match self {

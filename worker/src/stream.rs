@@ -138,3 +138,41 @@ impl SendStream {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `XREADGROUP` hands back for an entry `XADD` wrote with `job.fields()`.
+    fn written_and_read(job: &SendJob) -> Entry {
+        let map = job
+            .fields()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), redis::Value::BulkString(v.into_bytes())))
+            .collect();
+        entry(redis::streams::StreamId {
+            id: "1-0".to_owned(),
+            map,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn the_traceparent_travels_in_the_entry() {
+        let job = SendJob {
+            message_id: uuid::Uuid::now_v7(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        };
+        assert_eq!(written_and_read(&job).job, Some(job));
+    }
+
+    #[test]
+    fn without_tracing_the_entry_has_no_traceparent() {
+        let job = SendJob {
+            message_id: uuid::Uuid::now_v7(),
+            traceparent: None,
+        };
+        assert!(job.fields().iter().all(|(k, _)| *k != FIELD_TRACEPARENT));
+        assert_eq!(written_and_read(&job).job, Some(job));
+    }
+}

@@ -23,6 +23,7 @@ use crate::context::WorkerContext;
 use crate::dkim::DkimKeys;
 use crate::smtp::{Smtp, SubmitFailure};
 use crate::stream::{Entry, SendStream};
+use crate::tracing_ctx;
 
 /// What happened to one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +112,7 @@ impl Submitter {
                 LogVerdict::Queued(queue_id) => {
                     tracing::warn!(message_id = %c.id, %queue_id,
                         "an earlier attempt reached the MTA; recording it instead of sending again");
+                    tracing_ctx::record_queue_id(&self.ctx.tracer, Some(&queue_id));
                     self.recorder
                         .run(SubmittedRecord {
                             id: c.id,
@@ -163,7 +165,7 @@ impl Submitter {
     ) -> anyhow::Result<Outcome> {
         let db = &self.ctx.db;
         let started = std::time::Instant::now();
-        let result = self.smtp.submit(envelope, bytes).await;
+        let result = tracing_ctx::smtp(&self.ctx.tracer, self.smtp.submit(envelope, bytes)).await;
         let outcome = match &result {
             Ok(_) => "accepted",
             Err(SubmitFailure::Transient(_)) => "transient",
@@ -175,6 +177,7 @@ impl Submitter {
         tracing::debug!(message_id = %c.id, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "smtp submission");
         match result {
             Ok(accepted) => {
+                tracing_ctx::record_queue_id(&self.ctx.tracer, accepted.queue_id.as_deref());
                 self.recorder
                     .run(SubmittedRecord {
                         id: c.id,
@@ -350,16 +353,25 @@ async fn dispatch(
     tasks: &mut JoinSet<()>,
     entries: Vec<Entry>,
 ) -> anyhow::Result<()> {
-    let mut by_message: HashMap<Uuid, Vec<String>> = HashMap::new();
+    // Per message: its entries, and the first entry's traceparent (the parent of its span).
+    let mut by_message: HashMap<Uuid, (Vec<String>, Option<String>)> = HashMap::new();
     let mut nothing_to_do = Vec::new();
     for entry in entries {
         match entry.job {
-            Some(job) => by_message.entry(job.message_id).or_default().push(entry.id),
+            Some(job) => {
+                let (entry_ids, traceparent) = by_message.entry(job.message_id).or_default();
+                entry_ids.push(entry.id);
+                if traceparent.is_none() {
+                    *traceparent = job.traceparent;
+                }
+            }
             None => nothing_to_do.push(entry.id),
         }
     }
     let ids: Vec<Uuid> = by_message.keys().copied().collect();
     let hold = submitter.ctx.settings.claim_duration();
+    // Each message's span starts here: the claim they share is part of every submission.
+    let claim_started = std::time::SystemTime::now();
     match claim::claim_many(&submitter.ctx.db, &ids, submitter.worker(), hold).await {
         Ok(claimed) => {
             for c in claimed {
@@ -367,13 +379,20 @@ async fn dispatch(
                     Ok(c) => c.id,
                     Err((id, _)) => *id,
                 };
-                let entry_ids = by_message.remove(&id).unwrap_or_default();
+                let (entry_ids, traceparent) = by_message.remove(&id).unwrap_or_default();
                 let permit = permits.clone().acquire_owned().await?;
                 let submitter = submitter.clone();
                 let acker = acker.clone();
                 tasks.spawn(async move {
                     let _permit = permit;
-                    match submitter.process_claim(c).await {
+                    let span = tracing_ctx::Submission {
+                        message_id: id,
+                        traceparent: traceparent.as_deref(),
+                        entry_id: entry_ids.first().map(String::as_str),
+                        started: claim_started,
+                    };
+                    let tracer = &submitter.ctx.tracer;
+                    match tracing_ctx::submission(tracer, span, submitter.process_claim(c)).await {
                         Ok(outcome) => {
                             tracing::debug!(message_id = %id, ?outcome, "job done");
                             ack(&acker, entry_ids).await;
@@ -385,7 +404,11 @@ async fn dispatch(
                     }
                 });
             }
-            nothing_to_do.extend(by_message.into_values().flatten());
+            nothing_to_do.extend(
+                by_message
+                    .into_values()
+                    .flat_map(|(entry_ids, _)| entry_ids),
+            );
         }
         Err(e) => {
             tracing::error!(

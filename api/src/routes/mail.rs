@@ -93,18 +93,28 @@ async fn send(
     }
 
     let recipient_count = message.recipients().count();
+    // The request span's, so the worker and the log follower continue this request's trace.
+    let traceparent = state.tracer.current_traceparent();
     let new = NewMessage {
         id,
         token_id: p.token_id,
         rfc_message_id: rfc_id,
         message: &message,
         size_bytes: size,
+        traceparent: traceparent.clone(),
     };
     let status = match &key {
         // Without a key the insert is one statement: atomic on its own, one commit.
         None => {
             let mut conn = state.db.acquire().await?;
-            store::insert_message(&mut conn, &new).await?
+            state
+                .tracer
+                .in_span(
+                    store::INSERT_SPAN,
+                    store::span_attributes,
+                    store::insert_message(&mut conn, &new),
+                )
+                .await?
         }
         Some(key) => {
             let mut tx = state.db.begin().await?;
@@ -112,7 +122,14 @@ async fn send(
                 tx.rollback().await?;
                 return Ok((StatusCode::ACCEPTED, JsonResponse(stored)));
             }
-            let status = store::insert_message(&mut tx, &new).await?;
+            let status = state
+                .tracer
+                .in_span(
+                    store::INSERT_SPAN,
+                    store::span_attributes,
+                    store::insert_message(&mut tx, &new),
+                )
+                .await?;
             let response = store::accepted_response(id, &status, recipient_count);
             let expires = Utc::now()
                 + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
@@ -130,7 +147,7 @@ async fn send(
             &state,
             &SendJob {
                 message_id: id,
-                traceparent: None,
+                traceparent,
             },
         )
         .await;

@@ -1,7 +1,8 @@
 //! `GET /metrics` (Prometheus text format, outside `/api/v1` and without a token, like
 //! `/health`: restrict it at the network edge) and the middleware that counts every request by
 //! its route pattern, so a path full of ids cannot explode the label space, and writes one log
-//! line per request (route, status, latency, token id; JSON with `MAILAPI_LOG_FORMAT=json`).
+//! line per request (route, status, latency, token id, and the trace id when tracing is on; JSON
+//! with `MAILAPI_LOG_FORMAT=json`).
 
 use std::time::Instant;
 
@@ -12,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use shared::metrics as m;
 
 use crate::auth::TokenId;
+use crate::trace::TraceId;
 
 #[utoipa::path(
     get,
@@ -39,6 +41,10 @@ pub async fn track(req: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let token_id = response.extensions().get::<TokenId>().map(|t| t.0);
+    let trace_id = response
+        .extensions()
+        .get::<TraceId>()
+        .map(|t| tracing::field::display(t.0));
     tracing::info!(
         target: "mailapi::request",
         %method,
@@ -46,6 +52,7 @@ pub async fn track(req: Request, next: Next) -> Response {
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         token_id,
+        trace_id,
         "request"
     );
     let status = status.to_string();

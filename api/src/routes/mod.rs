@@ -59,6 +59,11 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(move |req, next| {
             limit_to_error(req, next, body_limit)
         }))
+        // Inside `track`, so that the request log line can carry the span's trace id.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::trace::request_span,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)

@@ -3,22 +3,33 @@
 //! once `MAILAPI_RECONCILE_AFTER_SECS` have passed, so the client's 202 stays true.
 
 use deadpool_redis::redis;
+use opentelemetry::KeyValue;
 use shared::jobs::{STREAM_MAX_LEN, SendJob};
 
 use crate::state::AppState;
 
+/// Name of the client span around the `XADD`.
+pub const XADD_SPAN: &str = "XADD send stream";
+
 pub async fn enqueue(state: &AppState, job: &SendJob) {
     let mut conn = state.redis.clone();
     let stream = state.keys.send_stream();
-    let result: redis::RedisResult<String> = redis::cmd("XADD")
+    let mut cmd = redis::cmd("XADD");
+    let xadd = cmd
         .arg(&stream)
         .arg("MAXLEN")
         .arg("~")
         .arg(STREAM_MAX_LEN)
         .arg("*")
         .arg(job.fields())
-        .query_async(&mut conn)
-        .await;
+        .query_async::<String>(&mut conn);
+    let attributes = || {
+        vec![
+            KeyValue::new("db.system.name", "redis"),
+            KeyValue::new("db.operation.name", "XADD"),
+        ]
+    };
+    let result = state.tracer.in_span(XADD_SPAN, attributes, xadd).await;
     if let Err(e) = result {
         tracing::warn!(message_id = %job.message_id, error = %e,
             "could not add the send job to the stream; the reconciler will re-add it");

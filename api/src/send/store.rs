@@ -17,6 +17,8 @@ pub struct NewMessage<'a> {
     pub rfc_message_id: String,
     pub message: &'a OutgoingMessage,
     pub size_bytes: usize,
+    /// The request span's W3C `traceparent` (tracing on), kept for the delivery-log spans.
+    pub traceparent: Option<String>,
 }
 
 /// What `POST /mail/send` answers; stored with the idempotency key so a replay is identical.
@@ -28,6 +30,18 @@ pub fn accepted_response(id: Uuid, status: &str, recipient_count: usize) -> Valu
         "queue_id": null,
         "recipient_count": recipient_count,
     })
+}
+
+/// Name of the client span around [`insert_message`].
+pub const INSERT_SPAN: &str = "insert message";
+
+/// Attributes of that span.
+pub fn span_attributes() -> Vec<opentelemetry::KeyValue> {
+    vec![
+        opentelemetry::KeyValue::new("db.system.name", "postgresql"),
+        opentelemetry::KeyValue::new("db.operation.name", "insert"),
+        opentelemetry::KeyValue::new("db.collection.name", "messages"),
+    ]
 }
 
 /// Inserts the message, its recipients and their first events in ONE statement (so one round
@@ -62,11 +76,11 @@ pub async fn insert_message(
          m as (
              insert into messages (id, token_id, from_email, from_domain, subject, status,
                                    rfc_message_id, payload, size_bytes, enqueued_at, last_error,
-                                   completed_at)
+                                   completed_at, traceparent)
              select $1, $2, $3, $4, $5, st.status, $6, $7, $8, now(),
                     case when st.status = 'failed'
                          then 'every recipient is on the suppression list' end,
-                    case when st.status = 'failed' then now() end
+                    case when st.status = 'failed' then now() end, $12
                from st
              returning id, status),
          r as (
@@ -97,6 +111,7 @@ pub async fn insert_message(
     .bind(&emails)
     .bind(&domains)
     .bind(&kinds)
+    .bind(m.traceparent.as_deref())
     .fetch_one(conn)
     .await
 }

@@ -96,6 +96,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub settings: Settings,
+    /// The task serving the API; [`TestApp::stop`] waits for it.
+    server: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestApp {
@@ -151,7 +153,8 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         let s = settings.clone();
         let token = shutdown.clone();
-        tokio::spawn(async move { api::run(s, listener, token).await.expect("api runs") });
+        let server =
+            tokio::spawn(async move { api::run(s, listener, token).await.expect("api runs") });
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -164,6 +167,7 @@ impl TestApp {
             http,
             shutdown,
             settings,
+            server: Some(server),
         };
         app.wait_until_up().await;
         app
@@ -177,6 +181,14 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("API did not come up");
+    }
+
+    /// Shuts the API down as SIGTERM would and waits until `api::run` has returned.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.expect("the API stops cleanly");
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,4 +1,13 @@
-//! Logging set-up shared by both binaries.
+//! Telemetry shared by both binaries: log output ([`init`]) and traces exported over OTLP
+//! ([`Tracer`], off unless `MAILAPI_OTLP_ENDPOINT` is set).
+//!
+//! Layout: [`trace`] holds the per-service [`Tracer`] and the W3C `traceparent` helpers;
+//! `otlp` is the HTTP client the span exporter posts through.
+
+mod otlp;
+pub mod trace;
+
+pub use trace::{Tracer, TracerError};
 
 use tracing_subscriber::EnvFilter;
 
