@@ -511,6 +511,24 @@ fn domain_of(address: &str) -> Option<String> {
         .filter(|d| !d.is_empty())
 }
 
+/// The messages that own a batch's queue ids (`$1`): through the cleanup line's Message-ID, or
+/// the queue id the worker recorded. `$extra` adds columns of `m` (the traceparent).
+macro_rules! owners_sql {
+    ($extra:literal) => {
+        concat!(
+            "select e.queue_id, m.id",
+            $extra,
+            " from mta_queue_entries e
+               join messages m on m.rfc_message_id = e.rfc_message_id
+              where e.queue_id = any($1)
+             union
+             select m.queue_id, m.id",
+            $extra,
+            " from messages m where m.queue_id = any($1)"
+        )
+    };
+}
+
 /// Our recipients of the messages a batch touches, by message and lowercased address.
 struct Recipients {
     by_address: HashMap<(Uuid, String), i64>,
@@ -631,34 +649,32 @@ impl Follower {
             .await?;
         }
         let wanted: Vec<&str> = wanted.into_iter().collect();
-        // With tracing on, the same query brings each message's traceparent (`$2`); off, the
-        // column is not read.
+        // With tracing on, the same query also returns each message's traceparent; off, it is
+        // the query it always was.
         let tracing = self.tracer.is_enabled();
         let mut traceparents: HashMap<Uuid, String> = HashMap::new();
         let owners: HashMap<String, Uuid> = if wanted.is_empty() {
             HashMap::new()
+        } else if !tracing {
+            sqlx::query_as::<_, (String, Uuid)>(owners_sql!(""))
+                .bind(&wanted)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect()
         } else {
-            sqlx::query_as::<_, (String, Uuid, Option<String>)>(
-                "select e.queue_id, m.id, case when $2 then m.traceparent end
-                   from mta_queue_entries e
-                   join messages m on m.rfc_message_id = e.rfc_message_id
-                  where e.queue_id = any($1)
-                 union
-                 select m.queue_id, m.id, case when $2 then m.traceparent end
-                   from messages m where m.queue_id = any($1)",
-            )
-            .bind(&wanted)
-            .bind(tracing)
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|(queue_id, message, traceparent)| {
-                if let Some(tp) = traceparent {
-                    traceparents.insert(message, tp);
-                }
-                (queue_id, message)
-            })
-            .collect()
+            sqlx::query_as::<_, (String, Uuid, Option<String>)>(owners_sql!(", m.traceparent"))
+                .bind(&wanted)
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .map(|(queue_id, message, traceparent)| {
+                    if let Some(tp) = traceparent {
+                        traceparents.insert(message, tp);
+                    }
+                    (queue_id, message)
+                })
+                .collect()
         };
         let mut messages: Vec<Uuid> = owners.values().copied().collect();
         messages.sort_unstable();
