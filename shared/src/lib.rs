@@ -4,8 +4,8 @@
 //! [`address`] holds the parsed e-mail and domain types; [`token`] mints, parses and hashes API
 //! tokens; [`password`] makes the password hashes Dovecot verifies; [`outgoing`] is the stored form
 //! of an accepted message and builds its MIME; [`jobs`] names the Redis stream and its entries;
-//! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging; [`metrics`] names every
-//! Prometheus series and holds the registry.
+//! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging and the OpenTelemetry
+//! tracer; [`metrics`] names every Prometheus series and holds the registry.
 
 pub mod address;
 pub mod config;
