@@ -26,10 +26,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use deadpool_redis::redis;
-use secrecy::ExposeSecret;
 use shared::config::Settings;
 use shared::jobs::Keys;
+use shared::redis::RedisConn;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -37,17 +36,17 @@ use crate::auth::TokenCache;
 use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, Inner};
 
+/// Bounds connecting to Redis and each answer. No API command blocks, so anything slower means
+/// Redis is in trouble: the request then goes on without it (see `ratelimit`, `send::enqueue`).
+const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Connects to Postgres and Redis and builds the shared state.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = shared::db::connect_lazy(&settings).context("MAILAPI_DATABASE_URL")?;
-    let client =
-        redis::Client::open(settings.redis_url.expose_secret()).context("MAILAPI_REDIS_URL")?;
-    let redis_config = redis::aio::ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
-        .set_response_timeout(Some(std::time::Duration::from_secs(2)));
-    let redis = redis::aio::ConnectionManager::new_with_config(client, redis_config)
+    let topology = settings.redis_topology()?;
+    let redis = RedisConn::connect(&topology, REDIS_TIMEOUT)
         .await
-        .context("connecting to Redis (MAILAPI_REDIS_URL)")?;
+        .with_context(|| format!("connecting to Redis {topology:?} (MAILAPI_REDIS_URL)"))?;
     let keys = Keys::new(&settings.key_prefix);
     let rate_limiter = RateLimiter::new(
         settings.limits.requests_per_minute,

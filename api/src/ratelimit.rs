@@ -18,7 +18,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use deadpool_redis::redis::aio::ConnectionManager;
+use shared::redis::RedisConn;
 use shared::jobs::Keys;
 
 const SCRIPT: &str = r#"
@@ -63,7 +63,7 @@ pub struct RateLimiter {
     per_minute: u32,
     per_hour: u32,
     keys: Keys,
-    redis: ConnectionManager,
+    redis: RedisConn,
     fallback: Arc<DefaultKeyedRateLimiter<i64>>,
 }
 
@@ -85,7 +85,7 @@ impl Decision {
 }
 
 impl RateLimiter {
-    pub fn new(per_minute: u32, per_hour: u32, keys: Keys, redis: ConnectionManager) -> Self {
+    pub fn new(per_minute: u32, per_hour: u32, keys: Keys, redis: RedisConn) -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
         Self {
             script: Script::new(SCRIPT),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use deadpool_redis::redis::aio::ConnectionManager;
 use shared::config::Settings;
 use shared::jobs::Keys;
 use sqlx::PgPool;
@@ -18,7 +17,8 @@ pub struct AppState {
 pub struct Inner {
     pub settings: Settings,
     pub db: PgPool,
-    pub redis: ConnectionManager,
+    /// One Redis server, a Sentinel-watched master or a Cluster, behind one handle.
+    pub redis: shared::redis::RedisConn,
     pub keys: Keys,
     pub tokens: TokenCache,
     pub rate_limiter: RateLimiter,

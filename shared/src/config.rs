@@ -28,7 +28,11 @@ fn bad(var: &'static str, reason: impl Into<String>) -> ConfigError {
 pub struct Settings {
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    /// One server, a Sentinel set or a Cluster: see [`crate::redis::Topology`] for the forms.
     pub redis_url: SecretString,
+    /// How many keys the send stream is spread over (`MAILAPI_SEND_STREAM_SHARDS`, 1-64). With
+    /// 1 it is the one key `<prefix>:{send}`; see [`crate::jobs::Keys::send_stream_shard`].
+    pub send_stream_shards: u16,
     /// Prefix of every Redis key we use. Each test run gets its own; see [`crate::jobs`].
     pub key_prefix: String,
     pub listen: SocketAddr,
@@ -158,6 +162,7 @@ impl Settings {
             ),
             database_max_connections: env.parse("MAILAPI_DATABASE_MAX_CONNECTIONS", 16u32)?,
             redis_url: env.secret("MAILAPI_REDIS_URL", "redis://127.0.0.1:6379"),
+            send_stream_shards: env.parse("MAILAPI_SEND_STREAM_SHARDS", 1u16)?,
             key_prefix: env.string("MAILAPI_KEY_PREFIX", "mailapi"),
             listen: env.parse("MAILAPI_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             log_format: match env.string("MAILAPI_LOG_FORMAT", "text").as_str() {
@@ -261,14 +266,14 @@ impl Settings {
         if !(db.starts_with("postgres://") || db.starts_with("postgresql://")) {
             return Err(bad("MAILAPI_DATABASE_URL", "must start with postgres://"));
         }
-        let redis = self.redis_url.expose_secret();
-        if !["redis://", "rediss://", "redis+unix://", "unix://"]
-            .iter()
-            .any(|s| redis.starts_with(s))
-        {
+        self.redis_topology()?;
+        if !(1..=crate::jobs::MAX_SEND_STREAM_SHARDS).contains(&self.send_stream_shards) {
             return Err(bad(
-                "MAILAPI_REDIS_URL",
-                "must start with redis:// or rediss://",
+                "MAILAPI_SEND_STREAM_SHARDS",
+                format!(
+                    "must be between 1 and {}",
+                    crate::jobs::MAX_SEND_STREAM_SHARDS
+                ),
             ));
         }
         if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
@@ -341,6 +346,12 @@ impl Settings {
         }
         self.tracing.validate()?;
         Ok(())
+    }
+
+    /// The Redis deployment `MAILAPI_REDIS_URL` names.
+    pub fn redis_topology(&self) -> Result<crate::redis::Topology, ConfigError> {
+        crate::redis::Topology::parse(self.redis_url.expose_secret())
+            .map_err(|reason| bad("MAILAPI_REDIS_URL", reason))
     }
 
     /// How long a worker's claim on a message lasts: one SMTP transaction plus a margin for
@@ -465,6 +476,38 @@ mod tests {
         assert_eq!(err.var, "MAILAPI_SMTP_PORT");
         let err = load(&[("MAILAPI_DATABASE_URL", "mysql://x")]).unwrap_err();
         assert_eq!(err.var, "MAILAPI_DATABASE_URL");
+    }
+
+    #[test]
+    fn redis_urls_and_shards_are_checked_at_start() {
+        let s = load(&[(
+            "MAILAPI_REDIS_URL",
+            "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
+        )])
+        .unwrap();
+        assert!(matches!(
+            s.redis_topology().unwrap(),
+            crate::redis::Topology::Sentinel { .. }
+        ));
+        assert_eq!(s.send_stream_shards, 1);
+        let err = load(&[("MAILAPI_REDIS_URL", "redis+sentinel://127.0.0.1:26379")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_REDIS_URL");
+        assert!(err.to_string().contains("master"), "{err}");
+        let err = load(&[(
+            "MAILAPI_REDIS_URL",
+            "redis+cluster://:hunter2@127.0.0.1:7000/3",
+        )])
+        .unwrap_err();
+        assert_eq!(err.var, "MAILAPI_REDIS_URL");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = load(&[("MAILAPI_REDIS_URL", "memcached://127.0.0.1")]).unwrap_err();
+        assert_eq!(err.var, "MAILAPI_REDIS_URL");
+        for bad in ["0", "65", "x"] {
+            let err = load(&[("MAILAPI_SEND_STREAM_SHARDS", bad)]).unwrap_err();
+            assert_eq!(err.var, "MAILAPI_SEND_STREAM_SHARDS", "{bad}");
+        }
+        let s = load(&[("MAILAPI_SEND_STREAM_SHARDS", "3")]).unwrap();
+        assert_eq!(s.send_stream_shards, 3);
     }
 
     #[test]

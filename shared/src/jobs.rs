@@ -14,6 +14,9 @@ pub const FIELD_TRACEPARENT: &str = "traceparent";
 /// Approximate cap on the stream's length. Entries are acknowledged quickly, and a trimmed
 /// entry is recovered by the reconciler, so the cap only bounds memory.
 pub const STREAM_MAX_LEN: usize = 1_000_000;
+/// Most keys the send stream may be spread over (`MAILAPI_SEND_STREAM_SHARDS`). Every worker
+/// keeps one blocking read per shard, so this also bounds the Redis connections that costs.
+pub const MAX_SEND_STREAM_SHARDS: u16 = 64;
 
 /// All Redis key names for one deployment (one `MAILAPI_KEY_PREFIX`).
 #[derive(Debug, Clone)]
@@ -28,9 +31,19 @@ impl Keys {
         }
     }
 
-    /// The send stream: `<prefix>:{send}`.
+    /// The send stream unsharded, which is also its shard 0: `<prefix>:{send}`.
     pub fn send_stream(&self) -> String {
-        format!("{}:{{send}}", self.prefix)
+        self.send_stream_shard(0)
+    }
+
+    /// Shard `shard` of the send stream. Shard 0 is `<prefix>:{send}` whatever the shard count,
+    /// so a deployment that starts sharding keeps reading the entries it has; shard `i >= 1` is
+    /// `<prefix>:{send:i}`, a hash tag of its own and so a Cluster slot of its own.
+    pub fn send_stream_shard(&self, shard: u16) -> String {
+        match shard {
+            0 => format!("{}:{{send}}", self.prefix),
+            i => format!("{}:{{send:{i}}}", self.prefix),
+        }
     }
 
     /// Sliding-window rate-limit logs of one token; both windows share the token's slot.
@@ -57,6 +70,13 @@ impl Keys {
     }
 }
 
+/// The shard of the send stream a message's entry goes to. The low 64 bits of a UUID (v4 or
+/// v7) are random, so messages spread evenly over the shards.
+pub fn shard_for(message_id: uuid::Uuid, shards: u16) -> u16 {
+    let (_, random) = message_id.as_u64_pair();
+    (random % u64::from(shards.max(1))) as u16
+}
+
 /// What a stream entry carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendJob {
@@ -71,5 +91,28 @@ impl SendJob {
             f.push((FIELD_TRACEPARENT, tp.clone()));
         }
         f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_zero_is_the_unsharded_stream() {
+        let keys = Keys::new("p");
+        assert_eq!(keys.send_stream(), "p:{send}");
+        assert_eq!(keys.send_stream_shard(0), "p:{send}");
+        assert_eq!(keys.send_stream_shard(2), "p:{send:2}");
+    }
+
+    #[test]
+    fn messages_spread_over_every_shard() {
+        let mut counts = [0usize; 3];
+        for _ in 0..3000 {
+            counts[usize::from(shard_for(uuid::Uuid::now_v7(), 3))] += 1;
+        }
+        assert!(counts.iter().all(|&n| n > 800), "{counts:?}");
+        assert_eq!(shard_for(uuid::Uuid::now_v7(), 1), 0);
     }
 }

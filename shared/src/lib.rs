@@ -4,6 +4,7 @@
 //! [`address`] holds the parsed e-mail and domain types; [`token`] mints, parses and hashes API
 //! tokens; [`password`] makes the password hashes Dovecot verifies; [`outgoing`] is the stored form
 //! of an accepted message and builds its MIME; [`jobs`] names the Redis stream and its entries;
+//! [`redis`] connects to one Redis server, a Sentinel-watched master or a Cluster alike;
 //! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging and the OpenTelemetry
 //! tracer; [`metrics`] names every Prometheus series and holds the registry.
 
@@ -15,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod outgoing;
 pub mod password;
+pub mod redis;
 pub mod telemetry;
 pub mod token;
 

@@ -13,11 +13,11 @@ pub const HTTP_DURATION: &str = "mailapi_http_request_duration_seconds";
 pub const RATE_LIMITED: &str = "mailapi_rate_limit_rejections_total";
 /// Messages accepted by `POST /mail/send`.
 pub const MESSAGES_ACCEPTED: &str = "mailapi_messages_accepted_total";
-/// Entries in the send stream (XLEN).
+/// Entries in the send stream (XLEN), by `shard` (`0` to N-1; `0` when unsharded).
 pub const STREAM_LENGTH: &str = "mailapi_stream_length";
-/// Entries the consumer group has not read yet (XINFO GROUPS lag).
+/// Entries the consumer group has not read yet (XINFO GROUPS lag), by `shard`.
 pub const STREAM_LAG: &str = "mailapi_stream_consumer_group_lag";
-/// Entries read but not acknowledged (XINFO GROUPS pending).
+/// Entries read but not acknowledged (XINFO GROUPS pending), by `shard`.
 pub const STREAM_PENDING: &str = "mailapi_stream_pending_entries";
 /// SMTP submissions by `outcome` (accepted|transient|permanent|ambiguous).
 pub const SMTP_SUBMISSIONS: &str = "mailapi_smtp_submissions_total";

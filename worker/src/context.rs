@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use secrecy::ExposeSecret;
 use shared::config::Settings;
 use shared::jobs::Keys;
+use shared::redis::RedisPool;
 use sqlx::PgPool;
 
 #[derive(Clone)]
@@ -16,9 +16,10 @@ pub struct WorkerContext {
 pub struct Inner {
     pub settings: Settings,
     pub db: PgPool,
-    /// Pool for Redis commands. Blocking reads (`XREADGROUP ... BLOCK`) take a connection each,
-    /// so they never stall commands multiplexed on a shared one.
-    pub redis: deadpool_redis::Pool,
+    /// Pool for Redis commands (one server, Sentinel or Cluster alike). Blocking reads
+    /// (`XREADGROUP ... BLOCK`, one per stream shard) take a connection each, so they never
+    /// stall other commands.
+    pub redis: RedisPool,
     pub keys: Keys,
     /// Submission and delivery spans; disabled unless `MAILAPI_OTLP_ENDPOINT` is set.
     pub tracer: shared::telemetry::Tracer,
@@ -35,12 +36,10 @@ impl std::ops::Deref for WorkerContext {
 impl WorkerContext {
     pub fn new(settings: Settings) -> anyhow::Result<Self> {
         let db = shared::db::connect_lazy(&settings).context("MAILAPI_DATABASE_URL")?;
-        let redis = deadpool_redis::Config::from_url(settings.redis_url.expose_secret())
-            .builder()
-            .context("MAILAPI_REDIS_URL")?
-            .max_size(settings.worker.concurrency + 8)
-            .runtime(deadpool_redis::Runtime::Tokio1)
-            .build()
+        // Room for a blocking read per shard, an acknowledgement per job in flight, and the
+        // reconciler, reclaimer and metrics.
+        let max_size = settings.worker.concurrency + usize::from(settings.send_stream_shards) + 8;
+        let redis = RedisPool::new(&settings.redis_topology()?, max_size)
             .context("MAILAPI_REDIS_URL")?;
         let keys = Keys::new(&settings.key_prefix);
         let tracer = shared::telemetry::Tracer::new(

@@ -1,6 +1,6 @@
 //! The worker's own small HTTP endpoint: `/metrics` (Prometheus) and `/health`, and the gauges
 //! only the worker can see: the send stream's length, its consumer group's lag and the entries
-//! read but not acknowledged.
+//! read but not acknowledged, each per shard (label `shard`, `0` when the stream is one key).
 
 use std::time::Duration;
 
@@ -50,10 +50,12 @@ pub async fn serve(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::R
 }
 
 async fn poll_stream(ctx: WorkerContext, shutdown: CancellationToken) {
-    let key = ctx.keys.send_stream();
     loop {
-        if let Err(e) = sample_stream(&ctx, &key).await {
-            tracing::debug!(error = %e, "could not sample the send stream");
+        for shard in 0..ctx.settings.send_stream_shards {
+            let key = ctx.keys.send_stream_shard(shard);
+            if let Err(e) = sample_stream(&ctx, &key, shard).await {
+                tracing::debug!(error = %e, %key, "could not sample the send stream");
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -62,10 +64,11 @@ async fn poll_stream(ctx: WorkerContext, shutdown: CancellationToken) {
     }
 }
 
-async fn sample_stream(ctx: &WorkerContext, key: &str) -> anyhow::Result<()> {
+async fn sample_stream(ctx: &WorkerContext, key: &str, shard: u16) -> anyhow::Result<()> {
+    let shard = shard.to_string();
     let mut conn = ctx.redis.get().await?;
     let len: u64 = redis::cmd("XLEN").arg(key).query_async(&mut conn).await?;
-    metrics::gauge!(m::STREAM_LENGTH).set(len as f64);
+    metrics::gauge!(m::STREAM_LENGTH, "shard" => shard.clone()).set(len as f64);
     // XINFO GROUPS answers one map per group; pick ours.
     let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
@@ -84,8 +87,8 @@ async fn sample_stream(ctx: &WorkerContext, key: &str) -> anyhow::Result<()> {
                 .and_then(|v| redis::from_redis_value::<i64>(v.clone()).ok())
                 .unwrap_or(0) as f64
         };
-        metrics::gauge!(m::STREAM_PENDING).set(num("pending"));
-        metrics::gauge!(m::STREAM_LAG).set(num("lag"));
+        metrics::gauge!(m::STREAM_PENDING, "shard" => shard.clone()).set(num("pending"));
+        metrics::gauge!(m::STREAM_LAG, "shard" => shard).set(num("lag"));
     }
     Ok(())
 }

@@ -49,11 +49,7 @@ pub async fn reconcile_once(ctx: &WorkerContext, stream: &SendStream) -> anyhow:
 }
 
 pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let stream = SendStream::new(
-        ctx.redis.clone(),
-        ctx.keys.send_stream(),
-        ctx.settings.worker.consumer_name.clone(),
-    );
+    let stream = SendStream::for_worker(&ctx);
     loop {
         match reconcile_once(&ctx, &stream).await {
             Ok(0) => {}

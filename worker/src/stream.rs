@@ -1,28 +1,54 @@
-//! The send stream as the worker sees it: one consumer group, entries read with
-//! `XREADGROUP`, acknowledged with `XACK` only after their outcome is committed, and entries of
-//! dead consumers taken over with `XAUTOCLAIM`.
+//! The send stream as the worker sees it: one consumer group on each shard key, entries read
+//! with `XREADGROUP`, acknowledged with `XACK` on their own shard only after their outcome is
+//! committed, and entries of dead consumers taken over with `XAUTOCLAIM`.
+//!
+//! With `MAILAPI_SEND_STREAM_SHARDS` = N the stream is N keys (`Keys::send_stream_shard`), each
+//! in its own Cluster slot, and every worker reads all of them. Keys in different slots cannot
+//! be read by one `XREADGROUP`, so [`SendStream::read`] keeps one blocking read per shard in
+//! flight, each on its own pooled connection, and hands out what they bring in the order it
+//! arrived: every shard gets one read per round, so none is starved. A read that answers after
+//! the caller stopped waiting is kept for the next call, not lost.
+//!
+//! Shards above N (after N was lowered) are not read: their entries' messages stay `pending` in
+//! Postgres and the reconciler puts them on a live shard after `MAILAPI_RECONCILE_AFTER_SECS`.
 
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use deadpool_redis::redis::{self, streams::StreamAutoClaimReply, streams::StreamReadReply};
-use shared::jobs::{CONSUMER_GROUP, FIELD_MESSAGE_ID, FIELD_TRACEPARENT, STREAM_MAX_LEN, SendJob};
+use shared::jobs::{
+    CONSUMER_GROUP, FIELD_MESSAGE_ID, FIELD_TRACEPARENT, Keys, STREAM_MAX_LEN, SendJob, shard_for,
+};
+use shared::redis::RedisPool;
+use tokio::sync::{Mutex, mpsc};
+
+use crate::context::WorkerContext;
+
+/// Where an entry lives: its shard and its id there. Acknowledge it with [`SendStream::ack`].
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntryId {
+    pub shard: u16,
+    pub id: String,
+}
+
+impl std::fmt::Display for EntryId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.shard, self.id)
+    }
+}
 
 /// One stream entry. `job` is `None` for an entry we cannot read (it is acknowledged and
 /// dropped: Postgres, not the stream, holds the message).
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub id: String,
+    pub id: EntryId,
     pub job: Option<SendJob>,
 }
 
-#[derive(Clone)]
-pub struct SendStream {
-    pool: deadpool_redis::Pool,
-    key: String,
-    consumer: String,
-}
-
-fn entry(id: redis::streams::StreamId) -> Entry {
+fn entry(shard: u16, id: redis::streams::StreamId) -> Entry {
     let message_id = id
         .get::<String>(FIELD_MESSAGE_ID)
         .and_then(|s| uuid::Uuid::parse_str(&s).ok());
@@ -30,113 +56,296 @@ fn entry(id: redis::streams::StreamId) -> Entry {
         message_id,
         traceparent: id.get::<String>(FIELD_TRACEPARENT),
     });
-    Entry { id: id.id, job }
+    Entry {
+        id: EntryId { shard, id: id.id },
+        job,
+    }
+}
+
+/// Cheap to clone; clones share the reads in flight.
+#[derive(Clone)]
+pub struct SendStream {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: RedisPool,
+    /// The shard keys read; index = shard.
+    keys: Vec<String>,
+    names: Keys,
+    consumer: String,
+    reads: Mutex<Reads>,
+    /// The shard `autoclaim` starts at; it moves on every call so each shard goes first in turn.
+    next_autoclaim: AtomicUsize,
+}
+
+/// Blocking reads in flight and what they brought that nobody has taken yet.
+struct Reads {
+    in_flight: Vec<bool>,
+    ready: VecDeque<Entry>,
+    error: Option<anyhow::Error>,
+    tx: mpsc::UnboundedSender<ShardRead>,
+    rx: mpsc::UnboundedReceiver<ShardRead>,
+}
+
+struct ShardRead {
+    shard: u16,
+    result: anyhow::Result<Vec<Entry>>,
+}
+
+impl Reads {
+    fn absorb(&mut self, read: ShardRead) {
+        self.in_flight[usize::from(read.shard)] = false;
+        match read.result {
+            Ok(entries) => self.ready.extend(entries),
+            Err(e) => self.error = Some(e),
+        }
+    }
+
+    fn absorb_arrived(&mut self) {
+        while let Ok(read) = self.rx.try_recv() {
+            self.absorb(read);
+        }
+    }
 }
 
 impl SendStream {
-    pub fn new(pool: deadpool_redis::Pool, key: String, consumer: String) -> Self {
+    /// The stream of `keys` with `shards` shards, read as `consumer`.
+    pub fn new(pool: RedisPool, names: &Keys, shards: u16, consumer: String) -> Self {
+        let keys: Vec<String> = (0..shards.max(1))
+            .map(|s| names.send_stream_shard(s))
+            .collect();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reads = Reads {
+            in_flight: vec![false; keys.len()],
+            ready: VecDeque::new(),
+            error: None,
+            tx,
+            rx,
+        };
         Self {
-            pool,
-            key,
-            consumer,
+            inner: Arc::new(Inner {
+                pool,
+                keys,
+                names: names.clone(),
+                consumer,
+                reads: Mutex::new(reads),
+                next_autoclaim: AtomicUsize::new(0),
+            }),
         }
     }
 
-    async fn conn(&self) -> anyhow::Result<deadpool_redis::Connection> {
-        Ok(self.pool.get().await?)
+    /// The stream as this worker's settings describe it.
+    pub fn for_worker(ctx: &WorkerContext) -> Self {
+        Self::new(
+            ctx.redis.clone(),
+            &ctx.keys,
+            ctx.settings.send_stream_shards,
+            ctx.settings.worker.consumer_name.clone(),
+        )
     }
 
-    /// Creates the stream and the group if missing. Starting at `0` means entries added before
-    /// any worker existed are read too.
+    fn shards(&self) -> impl Iterator<Item = (u16, &str)> {
+        self.inner
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (i as u16, k.as_str()))
+    }
+
+    /// Creates each shard's stream and group if missing. Starting at `0` means entries added
+    /// before any worker existed are read too.
     pub async fn ensure_group(&self) -> anyhow::Result<()> {
-        let mut conn = self.conn().await?;
-        let result: redis::RedisResult<()> = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&self.key)
-            .arg(CONSUMER_GROUP)
-            .arg("0")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await;
-        match result {
-            Ok(()) => Ok(()),
-            Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-            Err(e) => Err(e.into()),
+        let mut conn = self.inner.pool.get().await?;
+        for (_, key) in self.shards() {
+            let result: redis::RedisResult<()> = redis::cmd("XGROUP")
+                .arg("CREATE")
+                .arg(key)
+                .arg(CONSUMER_GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .query_async(&mut conn)
+                .await;
+            match result {
+                Ok(()) => {}
+                Err(e) if e.code() == Some("BUSYGROUP") => {}
+                Err(e) => return Err(anyhow::Error::from(e).context(format!("XGROUP CREATE {key}"))),
+            }
         }
-    }
-
-    /// New entries for this consumer, waiting up to `block` for some to arrive.
-    pub async fn read(&self, count: usize, block: Duration) -> anyhow::Result<Vec<Entry>> {
-        let mut conn = self.conn().await?;
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-            .arg("GROUP")
-            .arg(CONSUMER_GROUP)
-            .arg(&self.consumer)
-            .arg("COUNT")
-            .arg(count)
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&self.key)
-            .arg(">")
-            .query_async(&mut conn)
-            .await?;
-        Ok(reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).map(entry).collect())
-            .unwrap_or_default())
-    }
-
-    /// Takes over entries other consumers have held longer than `min_idle` without
-    /// acknowledging them (their worker died or hangs).
-    pub async fn autoclaim(&self, min_idle: Duration, count: usize) -> anyhow::Result<Vec<Entry>> {
-        let mut conn = self.conn().await?;
-        let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-            .arg(&self.key)
-            .arg(CONSUMER_GROUP)
-            .arg(&self.consumer)
-            .arg(min_idle.as_millis() as u64)
-            .arg("0-0")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut conn)
-            .await?;
-        Ok(reply.claimed.into_iter().map(entry).collect())
-    }
-
-    pub async fn ack(&self, ids: &[String]) -> anyhow::Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.conn().await?;
-        let _: i64 = redis::cmd("XACK")
-            .arg(&self.key)
-            .arg(CONSUMER_GROUP)
-            .arg(ids)
-            .query_async(&mut conn)
-            .await?;
         Ok(())
     }
 
-    /// Adds jobs (the reconciler's re-enqueue), pipelined.
+    /// New entries for this consumer (up to `count`), waiting up to about `block` for some to
+    /// arrive on any shard. An error of one shard is returned once nothing else is ready.
+    pub async fn read(&self, count: usize, block: Duration) -> anyhow::Result<Vec<Entry>> {
+        let mut reads = self.inner.reads.lock().await;
+        reads.absorb_arrived();
+        if reads.ready.is_empty() && reads.error.is_none() {
+            let per_shard = count.div_ceil(self.inner.keys.len()).max(1);
+            for (shard, key) in self.shards() {
+                if std::mem::replace(&mut reads.in_flight[usize::from(shard)], true) {
+                    continue;
+                }
+                let tx = reads.tx.clone();
+                let (pool, key, consumer) = (
+                    self.inner.pool.clone(),
+                    key.to_owned(),
+                    self.inner.consumer.clone(),
+                );
+                tokio::spawn(async move {
+                    let result = read_shard(&pool, &key, &consumer, shard, per_shard, block).await;
+                    // The receiver lives as long as the stream; once it is gone nobody reads.
+                    let _ = tx.send(ShardRead { shard, result });
+                });
+            }
+            while reads.ready.is_empty()
+                && reads.error.is_none()
+                && reads.in_flight.iter().any(|f| *f)
+            {
+                let Some(read) = reads.rx.recv().await else {
+                    break;
+                };
+                reads.absorb(read);
+                reads.absorb_arrived();
+            }
+        }
+        if reads.ready.is_empty()
+            && let Some(e) = reads.error.take()
+        {
+            return Err(e);
+        }
+        let take = count.max(1).min(reads.ready.len());
+        Ok(reads.ready.drain(..take).collect())
+    }
+
+    /// Takes over entries other consumers have held longer than `min_idle` without
+    /// acknowledging them (their worker died or hangs), up to `count` over all shards.
+    pub async fn autoclaim(&self, min_idle: Duration, count: usize) -> anyhow::Result<Vec<Entry>> {
+        let n = self.inner.keys.len();
+        let first = self.inner.next_autoclaim.fetch_add(1, Ordering::Relaxed) % n;
+        let mut conn = self.inner.pool.get().await?;
+        let mut claimed = Vec::new();
+        let mut failure = None;
+        for i in 0..n {
+            if claimed.len() >= count {
+                break;
+            }
+            let shard = ((first + i) % n) as u16;
+            let key = &self.inner.keys[usize::from(shard)];
+            let reply: redis::RedisResult<StreamAutoClaimReply> = redis::cmd("XAUTOCLAIM")
+                .arg(key)
+                .arg(CONSUMER_GROUP)
+                .arg(&self.inner.consumer)
+                .arg(min_idle.as_millis() as u64)
+                .arg("0-0")
+                .arg("COUNT")
+                .arg(count - claimed.len())
+                .query_async(&mut conn)
+                .await;
+            match reply {
+                Ok(reply) => claimed.extend(reply.claimed.into_iter().map(|id| entry(shard, id))),
+                Err(e) => failure = Some(anyhow::Error::from(e).context(format!("XAUTOCLAIM {key}"))),
+            }
+        }
+        match failure {
+            Some(e) if claimed.is_empty() => Err(e),
+            _ => Ok(claimed),
+        }
+    }
+
+    /// Acknowledges entries, each on its own shard.
+    pub async fn ack(&self, ids: &[EntryId]) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut by_shard: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
+        for id in ids {
+            by_shard.entry(id.shard).or_default().push(&id.id);
+        }
+        let mut conn = self.inner.pool.get().await?;
+        for (shard, ids) in by_shard {
+            let key = self.inner.names.send_stream_shard(shard);
+            let _: i64 = redis::cmd("XACK")
+                .arg(&key)
+                .arg(CONSUMER_GROUP)
+                .arg(ids)
+                .query_async(&mut conn)
+                .await
+                .with_context(|| format!("XACK {key}"))?;
+        }
+        Ok(())
+    }
+
+    /// Adds jobs (the reconciler's re-enqueue), each on its message's shard, pipelined per
+    /// shard (one pipeline must stay within one Cluster slot).
     pub async fn add(&self, jobs: &[SendJob]) -> anyhow::Result<()> {
         if jobs.is_empty() {
             return Ok(());
         }
-        let mut conn = self.conn().await?;
-        let mut pipe = redis::pipe();
+        let shards = self.inner.keys.len() as u16;
+        let mut by_shard: BTreeMap<u16, Vec<&SendJob>> = BTreeMap::new();
         for job in jobs {
-            pipe.cmd("XADD")
-                .arg(&self.key)
-                .arg("MAXLEN")
-                .arg("~")
-                .arg(STREAM_MAX_LEN)
-                .arg("*")
-                .arg(job.fields())
-                .ignore();
+            by_shard
+                .entry(shard_for(job.message_id, shards))
+                .or_default()
+                .push(job);
         }
-        let _: () = pipe.query_async(&mut conn).await?;
+        let mut conn = self.inner.pool.get().await?;
+        for (shard, jobs) in by_shard {
+            let key = &self.inner.keys[usize::from(shard)];
+            let mut pipe = redis::pipe();
+            for job in jobs {
+                pipe.cmd("XADD")
+                    .arg(key)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(STREAM_MAX_LEN)
+                    .arg("*")
+                    .arg(job.fields())
+                    .ignore();
+            }
+            let _: () = pipe
+                .query_async(&mut conn)
+                .await
+                .with_context(|| format!("XADD {key}"))?;
+        }
         Ok(())
     }
+}
+
+/// One blocking `XREADGROUP` on one shard, on a connection of its own.
+async fn read_shard(
+    pool: &RedisPool,
+    key: &str,
+    consumer: &str,
+    shard: u16,
+    count: usize,
+    block: Duration,
+) -> anyhow::Result<Vec<Entry>> {
+    let mut conn = pool.get().await?;
+    let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(CONSUMER_GROUP)
+        .arg(consumer)
+        .arg("COUNT")
+        .arg(count)
+        .arg("BLOCK")
+        .arg(block.as_millis() as u64)
+        .arg("STREAMS")
+        .arg(key)
+        .arg(">")
+        .query_async(&mut conn)
+        .await
+        .with_context(|| format!("XREADGROUP {key}"))?;
+    Ok(reply
+        .map(|r| {
+            r.keys
+                .into_iter()
+                .flat_map(|k| k.ids)
+                .map(|id| entry(shard, id))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -150,7 +359,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), redis::Value::BulkString(v.into_bytes())))
             .collect();
-        entry(redis::streams::StreamId {
+        entry(0, redis::streams::StreamId {
             id: "1-0".to_owned(),
             map,
             ..Default::default()

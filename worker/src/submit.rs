@@ -259,11 +259,7 @@ fn with_jitter(d: Duration) -> Duration {
 /// and takes over entries dead consumers left behind. In-flight submissions finish before it
 /// returns; their entries are acknowledged once their outcome is committed.
 pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let stream = SendStream::new(
-        ctx.redis.clone(),
-        ctx.keys.send_stream(),
-        ctx.settings.worker.consumer_name.clone(),
-    );
+    let stream = SendStream::for_worker(&ctx);
     stream.ensure_group().await?;
     let concurrency = ctx.settings.worker.concurrency;
     let reclaim_idle = ctx.settings.worker.reclaim_idle;

@@ -1,10 +1,10 @@
-//! The stream entry that wakes a worker. It is only a hint: if this `XADD` fails after the
-//! commit, the message is still stored as `pending` and the workers' reconciler adds it again
+//! The stream entry that wakes a worker, on the send stream's shard for its message. It is only
+//! a hint: if this `XADD` fails after the commit, the message is still stored as `pending` and the workers' reconciler adds it again
 //! once `MAILAPI_RECONCILE_AFTER_SECS` have passed, so the client's 202 stays true.
 
 use deadpool_redis::redis;
 use opentelemetry::KeyValue;
-use shared::jobs::{STREAM_MAX_LEN, SendJob};
+use shared::jobs::{STREAM_MAX_LEN, SendJob, shard_for};
 
 use crate::state::AppState;
 
@@ -13,7 +13,9 @@ pub const XADD_SPAN: &str = "XADD send stream";
 
 pub async fn enqueue(state: &AppState, job: &SendJob) {
     let mut conn = state.redis.clone();
-    let stream = state.keys.send_stream();
+    // With several shards, the message's id picks one (the workers read them all).
+    let shard = shard_for(job.message_id, state.settings.send_stream_shards);
+    let stream = state.keys.send_stream_shard(shard);
     let mut cmd = redis::cmd("XADD");
     let xadd = cmd
         .arg(&stream)
