@@ -18,8 +18,8 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::ApiError;
 use crate::state::AppState;
-use shared::redis::RedisConn;
 use shared::jobs::Keys;
+use shared::redis::RedisConn;
 
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')

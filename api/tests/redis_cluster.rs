@@ -77,7 +77,10 @@ async fn cluster_with_three_shards_spreads_and_submits_everything() {
         lengths.push(len);
         slots.push(slot);
     }
-    assert!(lengths.iter().all(|&n| n > 0), "entries per shard {lengths:?}");
+    assert!(
+        lengths.iter().all(|&n| n > 0),
+        "entries per shard {lengths:?}"
+    );
     assert!(lengths.iter().sum::<usize>() >= MESSAGES, "{lengths:?}");
     slots.sort_unstable();
     slots.dedup();

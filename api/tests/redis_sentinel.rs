@@ -68,7 +68,8 @@ async fn a_failover_mid_run_loses_nothing_and_is_followed() {
         Duration::from_secs(5),
         || {
             extra += 1;
-            let (app, admin, domain, key) = (app.clone(), admin.clone(), domain.clone(), key.clone());
+            let (app, admin, domain, key) =
+                (app.clone(), admin.clone(), domain.clone(), key.clone());
             let replica = set.replica;
             async move {
                 let id = flows::send_one(&app, &admin, &domain, MESSAGES + extra).await;
@@ -131,8 +132,8 @@ async fn entry_on(port: u16, key: &str, id: &str) -> bool {
         .query_async(&mut conn)
         .await;
     newest.is_ok_and(|r| {
-        r.ids.iter().any(|e| {
-            e.get::<String>(shared::jobs::FIELD_MESSAGE_ID).as_deref() == Some(id)
-        })
+        r.ids
+            .iter()
+            .any(|e| e.get::<String>(shared::jobs::FIELD_MESSAGE_ID).as_deref() == Some(id))
     })
 }

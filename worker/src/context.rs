@@ -39,8 +39,8 @@ impl WorkerContext {
         // Room for a blocking read per shard, an acknowledgement per job in flight, and the
         // reconciler, reclaimer and metrics.
         let max_size = settings.worker.concurrency + usize::from(settings.send_stream_shards) + 8;
-        let redis = RedisPool::new(&settings.redis_topology()?, max_size)
-            .context("MAILAPI_REDIS_URL")?;
+        let redis =
+            RedisPool::new(&settings.redis_topology()?, max_size).context("MAILAPI_REDIS_URL")?;
         let keys = Keys::new(&settings.key_prefix);
         let tracer = shared::telemetry::Tracer::new(
             &settings.tracing,

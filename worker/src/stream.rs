@@ -169,7 +169,9 @@ impl SendStream {
             match result {
                 Ok(()) => {}
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
-                Err(e) => return Err(anyhow::Error::from(e).context(format!("XGROUP CREATE {key}"))),
+                Err(e) => {
+                    return Err(anyhow::Error::from(e).context(format!("XGROUP CREATE {key}")));
+                }
             }
         }
         Ok(())
@@ -244,7 +246,9 @@ impl SendStream {
                 .await;
             match reply {
                 Ok(reply) => claimed.extend(reply.claimed.into_iter().map(|id| entry(shard, id))),
-                Err(e) => failure = Some(anyhow::Error::from(e).context(format!("XAUTOCLAIM {key}"))),
+                Err(e) => {
+                    failure = Some(anyhow::Error::from(e).context(format!("XAUTOCLAIM {key}")))
+                }
             }
         }
         match failure {

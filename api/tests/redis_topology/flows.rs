@@ -71,7 +71,10 @@ pub async fn wait_all_submitted(app: &TestApp, expected: usize, limit: Duration)
         .unwrap();
         assert_eq!(other, 0, "messages neither pending nor submitted");
         if pending == 0 {
-            assert_eq!(done as usize, expected, "every accepted message was submitted");
+            assert_eq!(
+                done as usize, expected,
+                "every accepted message was submitted"
+            );
             return;
         }
         assert!(
@@ -139,7 +142,10 @@ pub async fn limiter_counts_in_redis(app: &TestApp, token: &str) {
         if first > 0 && second == first - 1 {
             return;
         }
-        assert!(Instant::now() < deadline, "the rate limit never counted in Redis again");
+        assert!(
+            Instant::now() < deadline,
+            "the rate limit never counted in Redis again"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -165,5 +171,10 @@ pub async fn revoked_token_is_refused(app: &TestApp, admin: &str) {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_error(app.get("/tokens/me", Some(secret)).await, 401, "TOKEN_EXPIRED").await;
+    assert_error(
+        app.get("/tokens/me", Some(secret)).await,
+        401,
+        "TOKEN_EXPIRED",
+    )
+    .await;
 }

@@ -38,10 +38,8 @@ pub fn free_port() -> u16 {
 
 impl Servers {
     pub fn new(name: &str) -> Servers {
-        let dir = std::env::temp_dir().join(format!(
-            "mailapi-{name}-{}",
-            uuid::Uuid::new_v4().simple()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("mailapi-{name}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).expect("temp dir for Redis");
         Servers {
             dir,
@@ -193,7 +191,11 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        let nodes: Vec<String> = self.ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
         format!("redis+cluster://{}", nodes.join(","))
     }
 }

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
-use futures::StreamExt as _;
 use deadpool_redis::redis::sentinel::{
     SentinelClient, SentinelNodeConnectionInfo, SentinelServerType,
 };
@@ -19,6 +18,7 @@ use deadpool_redis::redis::{
     self, AsyncConnectionConfig, Cmd, ConnectionInfo, ErrorKind, Pipeline, RedisConnectionInfo,
     RedisError, RedisFuture, RedisResult, Value,
 };
+use futures::StreamExt as _;
 
 /// After a failed lookup, commands fail at once for this long instead of each asking the
 /// sentinels again (which, with a sentinel down, costs a connect timeout per command).
@@ -87,20 +87,28 @@ impl MasterLookup {
         // Read before asking: an announcement during the lookup makes this connection stale.
         let epoch = self.epoch();
         let mut client = self.client.lock().await;
-        let conn = client.get_async_connection_with_config(&self.config).await?;
+        let conn = client
+            .get_async_connection_with_config(&self.config)
+            .await?;
         Ok((epoch, conn))
     }
 }
 
 /// Stays subscribed to one sentinel at a time (the next one when it stops answering) and bumps
 /// `epoch` on every `+switch-master` for `master_name`. Ends once the lookup is dropped.
-async fn watch_switches(sentinels: Vec<ConnectionInfo>, master_name: String, epoch: Weak<AtomicU64>) {
+async fn watch_switches(
+    sentinels: Vec<ConnectionInfo>,
+    master_name: String,
+    epoch: Weak<AtomicU64>,
+) {
     for info in sentinels.iter().cycle() {
         if epoch.strong_count() == 0 {
             return;
         }
         let subscribed = async {
-            let mut pubsub = redis::Client::open(info.clone())?.get_async_pubsub().await?;
+            let mut pubsub = redis::Client::open(info.clone())?
+                .get_async_pubsub()
+                .await?;
             pubsub.subscribe(SWITCH_MASTER).await?;
             Ok::<_, RedisError>(pubsub.split())
         };

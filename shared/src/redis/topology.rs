@@ -173,7 +173,9 @@ fn parse_sentinel(rest: &str) -> Result<Topology, String> {
     let mut segments = parts.path.trim_start_matches('/').split('/');
     let master_name = segments.next().unwrap_or_default();
     if master_name.is_empty() {
-        return Err("needs the master's name as its path: redis+sentinel://host:26379/<master-name>".into());
+        return Err(
+            "needs the master's name as its path: redis+sentinel://host:26379/<master-name>".into(),
+        );
     }
     let db = match segments.next() {
         None | Some("") => 0,
