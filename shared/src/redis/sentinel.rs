@@ -163,8 +163,10 @@ struct Inner {
     lookup: MasterLookup,
     db: i64,
     state: Mutex<State>,
-    /// Held while one task reconnects; the others fail fast instead of queueing behind it.
+    /// Held while one task reconnects; the others wait for it (at most `timeout`) and then use
+    /// its connection, as redis-rs's `ConnectionManager` does for one server.
     reconnecting: tokio::sync::Mutex<()>,
+    timeout: Duration,
 }
 
 #[derive(Clone)]
@@ -200,6 +202,7 @@ impl SentinelConn {
                 db: master.db(),
                 state: Mutex::new(State::default()),
                 reconnecting: tokio::sync::Mutex::new(()),
+                timeout,
             }),
         };
         conn.connection().await?;
@@ -232,7 +235,9 @@ impl SentinelConn {
         if let Some(current) = self.current() {
             return Ok(current);
         }
-        let Ok(_reconnecting) = self.inner.reconnecting.try_lock() else {
+        let reconnecting =
+            tokio::time::timeout(self.inner.timeout, self.inner.reconnecting.lock()).await;
+        let Ok(_reconnecting) = reconnecting else {
             return Err(RedisError::from((
                 ErrorKind::Io,
                 "reconnecting to the Redis master",
