@@ -22,7 +22,7 @@ use crate::claim::{self, Claimed, LogVerdict, SubmittedRecord};
 use crate::context::WorkerContext;
 use crate::dkim::DkimKeys;
 use crate::smtp::{Smtp, SubmitFailure};
-use crate::stream::{Entry, SendStream};
+use crate::stream::{Entry, EntryId, SendStream};
 use crate::tracing_ctx;
 
 /// What happened to one job.
@@ -266,10 +266,10 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
     let submitter = Arc::new(Submitter::new(ctx));
     let acker = {
         let stream = stream.clone();
-        Batcher::spawn(MAX_BATCH, move |batches: Vec<Vec<String>>| {
+        Batcher::spawn(MAX_BATCH, move |batches: Vec<Vec<EntryId>>| {
             let stream = stream.clone();
             async move {
-                let ids: Vec<String> = batches.into_iter().flatten().collect();
+                let ids: Vec<EntryId> = batches.into_iter().flatten().collect();
                 with_retries(|| stream.ack(&ids)).await
             }
         })
@@ -344,13 +344,13 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
 /// time, and the reconciler re-adds any message whose entry is lost.
 async fn dispatch(
     submitter: &Arc<Submitter>,
-    acker: &Batcher<Vec<String>>,
+    acker: &Batcher<Vec<EntryId>>,
     permits: &Arc<Semaphore>,
     tasks: &mut JoinSet<()>,
     entries: Vec<Entry>,
 ) -> anyhow::Result<()> {
     // Per message: its entries, and the first entry's traceparent (the parent of its span).
-    let mut by_message: HashMap<Uuid, (Vec<String>, Option<String>)> = HashMap::new();
+    let mut by_message: HashMap<Uuid, (Vec<EntryId>, Option<String>)> = HashMap::new();
     let mut nothing_to_do = Vec::new();
     for entry in entries {
         match entry.job {
@@ -384,7 +384,7 @@ async fn dispatch(
                     let span = tracing_ctx::Submission {
                         message_id: id,
                         traceparent: traceparent.as_deref(),
-                        entry_id: entry_ids.first().map(String::as_str),
+                        entry_id: entry_ids.first().map(|e| e.id.as_str()),
                         started: claim_started,
                     };
                     let tracer = &submitter.ctx.tracer;
@@ -422,7 +422,7 @@ async fn dispatch(
     Ok(())
 }
 
-async fn ack(acker: &Batcher<Vec<String>>, entry_ids: Vec<String>) {
+async fn ack(acker: &Batcher<Vec<EntryId>>, entry_ids: Vec<EntryId>) {
     if let Err(e) = acker.run(entry_ids).await {
         // The entries stay pending; they are reclaimed later and then skipped by the claim.
         tracing::warn!(error = format!("{e:#}"), "XACK failed");
