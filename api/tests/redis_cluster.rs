@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use common::TestApp;
 use deadpool_redis::redis;
+use redis_topology::cluster::Cluster;
 use redis_topology::flows::{self, HIGH_LIMITS};
-use redis_topology::{Cluster, free_port, wait_for};
+use redis_topology::{free_port, wait_for};
 use shared::redis::{RedisConn, Topology};
 
 const MESSAGES: usize = 90;

@@ -14,7 +14,8 @@ use std::time::Duration;
 use common::TestApp;
 use deadpool_redis::redis;
 use redis_topology::flows::{self, HIGH_LIMITS};
-use redis_topology::{SentinelSet, node, wait_for};
+use redis_topology::sentinel::SentinelSet;
+use redis_topology::{node, wait_for};
 
 const MESSAGES: usize = 150;
 

@@ -1,7 +1,7 @@
 //! The worker: consumes the send stream, submits messages to the MTA over SMTP, and turns the
 //! MTA's delivery log and bounce reports into per-recipient status.
 //!
-//! Layout: [`context`] holds shared handles; [`stream`] wraps the Redis consumer group;
+//! Layout: [`context`] holds shared handles; [`stream`] wraps the send stream's consumer groups (one per shard);
 //! [`submit`] is the send loop (claim in Postgres, build, sign, submit, record) with
 //! [`claim`] holding its SQL, [`smtp`] the pooled transport and the sorting of SMTP outcomes,
 //! and [`dkim`] the per-domain signing keys; [`reclaim`] re-enqueues due messages the stream

@@ -4,8 +4,8 @@
 //! Layout: [`topology`] parses the URL; [`RedisConn`] (here) is the shared, multiplexed handle
 //! the API clones per request; [`pool`] hands out dedicated connections (the worker takes one
 //! per blocking `XREADGROUP`, so a blocked read never holds up another command); [`sentinel`]
-//! follows a Sentinel failover by asking the sentinels again whenever the master connection
-//! breaks or turns read-only.
+//! follows a Sentinel failover: it asks the sentinels again when they announce a new master, or
+//! when the master connection breaks or turns read-only.
 //!
 //! Both handles implement redis-rs's `aio::ConnectionLike`, so `cmd(..).query_async(&mut conn)`
 //! and `Script::invoke_async` work on them unchanged. What the topology does not hide: every key

@@ -12,20 +12,24 @@
 //! Shards above N (after N was lowered) are not read: their entries' messages stay `pending` in
 //! Postgres and the reconciler puts them on a live shard after `MAILAPI_RECONCILE_AFTER_SECS`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use deadpool_redis::redis::{self, streams::StreamAutoClaimReply, streams::StreamReadReply};
+use deadpool_redis::redis::{self, streams::StreamAutoClaimReply};
 use shared::jobs::{
     CONSUMER_GROUP, FIELD_MESSAGE_ID, FIELD_TRACEPARENT, Keys, STREAM_MAX_LEN, SendJob, shard_for,
 };
 use shared::redis::RedisPool;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::Mutex;
+
+use self::reads::Reads;
 
 use crate::context::WorkerContext;
+
+mod reads;
 
 /// Where an entry lives: its shard and its id there. Acknowledge it with [`SendStream::ack`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -48,7 +52,7 @@ pub struct Entry {
     pub job: Option<SendJob>,
 }
 
-fn entry(shard: u16, id: redis::streams::StreamId) -> Entry {
+pub(crate) fn entry(shard: u16, id: redis::streams::StreamId) -> Entry {
     let message_id = id
         .get::<String>(FIELD_MESSAGE_ID)
         .and_then(|s| uuid::Uuid::parse_str(&s).ok());
@@ -79,50 +83,13 @@ struct Inner {
     next_autoclaim: AtomicUsize,
 }
 
-/// Blocking reads in flight and what they brought that nobody has taken yet.
-struct Reads {
-    in_flight: Vec<bool>,
-    ready: VecDeque<Entry>,
-    error: Option<anyhow::Error>,
-    tx: mpsc::UnboundedSender<ShardRead>,
-    rx: mpsc::UnboundedReceiver<ShardRead>,
-}
-
-struct ShardRead {
-    shard: u16,
-    result: anyhow::Result<Vec<Entry>>,
-}
-
-impl Reads {
-    fn absorb(&mut self, read: ShardRead) {
-        self.in_flight[usize::from(read.shard)] = false;
-        match read.result {
-            Ok(entries) => self.ready.extend(entries),
-            Err(e) => self.error = Some(e),
-        }
-    }
-
-    fn absorb_arrived(&mut self) {
-        while let Ok(read) = self.rx.try_recv() {
-            self.absorb(read);
-        }
-    }
-}
-
 impl SendStream {
     /// The stream of `keys` with `shards` shards, read as `consumer`.
     pub fn new(pool: RedisPool, names: &Keys, shards: u16, consumer: String) -> Self {
         let keys: Vec<String> = (0..shards.max(1))
             .map(|s| names.send_stream_shard(s))
             .collect();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let reads = Reads {
-            in_flight: vec![false; keys.len()],
-            ready: VecDeque::new(),
-            error: None,
-            tx,
-            rx,
-        };
+        let reads = Reads::new(keys.len());
         Self {
             inner: Arc::new(Inner {
                 pool,
@@ -180,44 +147,11 @@ impl SendStream {
     /// New entries for this consumer (up to `count`), waiting up to about `block` for some to
     /// arrive on any shard. An error of one shard is returned once nothing else is ready.
     pub async fn read(&self, count: usize, block: Duration) -> anyhow::Result<Vec<Entry>> {
-        let mut reads = self.inner.reads.lock().await;
-        reads.absorb_arrived();
-        if reads.ready.is_empty() && reads.error.is_none() {
-            let per_shard = count.div_ceil(self.inner.keys.len()).max(1);
-            for (shard, key) in self.shards() {
-                if std::mem::replace(&mut reads.in_flight[usize::from(shard)], true) {
-                    continue;
-                }
-                let tx = reads.tx.clone();
-                let (pool, key, consumer) = (
-                    self.inner.pool.clone(),
-                    key.to_owned(),
-                    self.inner.consumer.clone(),
-                );
-                tokio::spawn(async move {
-                    let result = read_shard(&pool, &key, &consumer, shard, per_shard, block).await;
-                    // The receiver lives as long as the stream; once it is gone nobody reads.
-                    let _ = tx.send(ShardRead { shard, result });
-                });
-            }
-            while reads.ready.is_empty()
-                && reads.error.is_none()
-                && reads.in_flight.iter().any(|f| *f)
-            {
-                let Some(read) = reads.rx.recv().await else {
-                    break;
-                };
-                reads.absorb(read);
-                reads.absorb_arrived();
-            }
-        }
-        if reads.ready.is_empty()
-            && let Some(e) = reads.error.take()
-        {
-            return Err(e);
-        }
-        let take = count.max(1).min(reads.ready.len());
-        Ok(reads.ready.drain(..take).collect())
+        let inner = &*self.inner;
+        let mut reads = inner.reads.lock().await;
+        reads
+            .next(&inner.pool, &inner.keys, &inner.consumer, count, block)
+            .await
     }
 
     /// Takes over entries other consumers have held longer than `min_idle` without
@@ -315,41 +249,6 @@ impl SendStream {
         }
         Ok(())
     }
-}
-
-/// One blocking `XREADGROUP` on one shard, on a connection of its own.
-async fn read_shard(
-    pool: &RedisPool,
-    key: &str,
-    consumer: &str,
-    shard: u16,
-    count: usize,
-    block: Duration,
-) -> anyhow::Result<Vec<Entry>> {
-    let mut conn = pool.get().await?;
-    let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(CONSUMER_GROUP)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(count)
-        .arg("BLOCK")
-        .arg(block.as_millis() as u64)
-        .arg("STREAMS")
-        .arg(key)
-        .arg(">")
-        .query_async(&mut conn)
-        .await
-        .with_context(|| format!("XREADGROUP {key}"))?;
-    Ok(reply
-        .map(|r| {
-            r.keys
-                .into_iter()
-                .flat_map(|k| k.ids)
-                .map(|id| entry(shard, id))
-                .collect()
-        })
-        .unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! seconds, until the sentinels demote it, and whatever it took then is lost.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
@@ -15,21 +15,15 @@ use deadpool_redis::redis::sentinel::{
     SentinelClient, SentinelNodeConnectionInfo, SentinelServerType,
 };
 use deadpool_redis::redis::{
-    self, AsyncConnectionConfig, Cmd, ConnectionInfo, ErrorKind, Pipeline, RedisConnectionInfo,
+    AsyncConnectionConfig, Cmd, ConnectionInfo, ErrorKind, Pipeline, RedisConnectionInfo,
     RedisError, RedisFuture, RedisResult, Value,
 };
-use futures::StreamExt as _;
+
+mod watch;
 
 /// After a failed lookup, commands fail at once for this long instead of each asking the
 /// sentinels again (which, with a sentinel down, costs a connect timeout per command).
 const LOOKUP_BACKOFF: Duration = Duration::from_millis(250);
-
-/// The sentinels' channel announcing `<name> <old ip> <old port> <new ip> <new port>`.
-const SWITCH_MASTER: &str = "+switch-master";
-/// Bounds connecting and subscribing to a sentinel, and its answer to a liveness `PING`.
-const WATCH_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long the watcher waits for an announcement before checking its sentinel still answers.
-const WATCH_IDLE: Duration = Duration::from_secs(5);
 
 /// Finds the current master through the sentinels and connects to it.
 pub(crate) struct MasterLookup {
@@ -78,7 +72,7 @@ impl MasterLookup {
     /// [`MasterLookup::epoch`] differs, the connection must be replaced.
     pub(crate) async fn connect(&self) -> RedisResult<(u64, MultiplexedConnection)> {
         if !self.watching.swap(true, Ordering::SeqCst) {
-            tokio::spawn(watch_switches(
+            tokio::spawn(watch::watch_switches(
                 self.sentinels.clone(),
                 self.master_name.clone(),
                 Arc::downgrade(&self.epoch),
@@ -91,54 +85,6 @@ impl MasterLookup {
             .get_async_connection_with_config(&self.config)
             .await?;
         Ok((epoch, conn))
-    }
-}
-
-/// Stays subscribed to one sentinel at a time (the next one when it stops answering) and bumps
-/// `epoch` on every `+switch-master` for `master_name`. Ends once the lookup is dropped.
-async fn watch_switches(
-    sentinels: Vec<ConnectionInfo>,
-    master_name: String,
-    epoch: Weak<AtomicU64>,
-) {
-    for info in sentinels.iter().cycle() {
-        if epoch.strong_count() == 0 {
-            return;
-        }
-        let subscribed = async {
-            let mut pubsub = redis::Client::open(info.clone())?
-                .get_async_pubsub()
-                .await?;
-            pubsub.subscribe(SWITCH_MASTER).await?;
-            Ok::<_, RedisError>(pubsub.split())
-        };
-        let Ok(Ok((mut sink, mut stream))) = tokio::time::timeout(WATCH_TIMEOUT, subscribed).await
-        else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        };
-        loop {
-            match tokio::time::timeout(WATCH_IDLE, stream.next()).await {
-                Ok(Some(msg)) => {
-                    let payload: String = msg.get_payload().unwrap_or_default();
-                    if payload.split(' ').next() == Some(master_name.as_str()) {
-                        let Some(epoch) = epoch.upgrade() else { return };
-                        epoch.fetch_add(1, Ordering::SeqCst);
-                        tracing::info!(%payload, "a sentinel announced a new Redis master");
-                    }
-                }
-                Ok(None) => break,
-                Err(_idle) => {
-                    if epoch.strong_count() == 0 {
-                        return;
-                    }
-                    let ping = tokio::time::timeout(WATCH_TIMEOUT, sink.ping::<Value>()).await;
-                    if !matches!(ping, Ok(Ok(_))) {
-                        break;
-                    }
-                }
-            }
-        }
     }
 }
 
