@@ -262,11 +262,14 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), redis::Value::BulkString(v.into_bytes())))
             .collect();
-        entry(0, redis::streams::StreamId {
-            id: "1-0".to_owned(),
-            map,
-            ..Default::default()
-        })
+        entry(
+            0,
+            redis::streams::StreamId {
+                id: "1-0".to_owned(),
+                map,
+                ..Default::default()
+            },
+        )
     }
 
     #[test]
