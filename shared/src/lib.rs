@@ -1,7 +1,7 @@
 //! Code both services share: configuration, domain types, database access, job types, telemetry.
 //!
 //! Layout: [`config`] loads and validates settings from defaults and `MAILAPI_*` variables;
-//! [`address`] holds the parsed e-mail and domain types; [`token`] mints, parses and hashes API
+//! [`batch`] group-commits hot writes; [`address`] holds the parsed e-mail and domain types; [`token`] mints, parses and hashes API
 //! tokens; [`password`] makes the password hashes Dovecot verifies; [`outgoing`] is the stored form
 //! of an accepted message and builds its MIME; [`jobs`] names the Redis stream and its entries;
 //! [`redis`] connects to one Redis server, a Sentinel-watched master or a Cluster alike;
@@ -9,6 +9,7 @@
 //! tracer; [`metrics`] names every Prometheus series and holds the registry.
 
 pub mod address;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod delivery;

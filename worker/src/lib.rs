@@ -10,7 +10,6 @@
 //! serves `/metrics` and samples the stream; [`tracing_ctx`] makes the submission and delivery
 //! spans that continue each message's trace.
 
-pub mod batch;
 pub mod bounces;
 pub mod claim;
 pub mod context;

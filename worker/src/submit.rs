@@ -17,13 +17,13 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::batch::Batcher;
 use crate::claim::{self, Claimed, LogVerdict, SubmittedRecord};
 use crate::context::WorkerContext;
 use crate::dkim::DkimKeys;
 use crate::smtp::{Smtp, SubmitFailure};
 use crate::stream::{Entry, EntryId, SendStream};
 use crate::tracing_ctx;
+use shared::batch::Batcher;
 
 /// What happened to one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,10 +69,13 @@ impl Submitter {
         let smtp = Smtp::new(&ctx.settings.smtp);
         let db = ctx.db.clone();
         let worker = ctx.settings.worker.consumer_name.clone();
-        let recorder = Batcher::spawn(MAX_BATCH, move |records: Vec<SubmittedRecord>| {
+        let recorder = Batcher::spawn(MAX_BATCH, 1, move |records: Vec<SubmittedRecord>| {
             let db = db.clone();
             let worker = worker.clone();
-            async move { with_retries(|| claim::record_submitted_many(&db, &worker, &records)).await }
+            async move {
+                with_retries(|| claim::record_submitted_many(&db, &worker, &records)).await?;
+                Ok(vec![(); records.len()])
+            }
         });
         Self {
             ctx,
@@ -266,11 +269,13 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
     let submitter = Arc::new(Submitter::new(ctx));
     let acker = {
         let stream = stream.clone();
-        Batcher::spawn(MAX_BATCH, move |batches: Vec<Vec<EntryId>>| {
+        Batcher::spawn(MAX_BATCH, 1, move |batches: Vec<Vec<EntryId>>| {
             let stream = stream.clone();
             async move {
+                let n = batches.len();
                 let ids: Vec<EntryId> = batches.into_iter().flatten().collect();
-                with_retries(|| stream.ack(&ids)).await
+                with_retries(|| stream.ack(&ids)).await?;
+                Ok(vec![(); n])
             }
         })
     };
