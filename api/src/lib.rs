@@ -26,6 +26,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt;
 use shared::config::Settings;
 use shared::jobs::Keys;
 use shared::redis::RedisConn;
@@ -59,6 +60,16 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let imap = imap::ImapPool::new(settings.imap.clone(), imap::PoolConfig::default());
     let tracer =
         shared::telemetry::Tracer::new(&settings.tracing, &settings.tracing.api_service_name)?;
+    let accepter = send::accept::Accepter::spawn(
+        db.clone(),
+        redis.clone(),
+        send::enqueue::Stream {
+            keys: keys.clone(),
+            shards: settings.send_stream_shards,
+        },
+        tracer.clone(),
+        settings.accept_batch_in_flight,
+    );
     Ok(AppState {
         inner: Arc::new(Inner {
             settings,
@@ -69,6 +80,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             rate_limiter,
             active_domains,
             imap,
+            accepter,
             tracer,
         }),
     })
@@ -86,6 +98,13 @@ pub async fn run(
     let housekeeping = tokio::spawn(ratelimit::housekeeping(state.clone()));
     let app = routes::router(state);
     tracing::info!(addr = %listener.local_addr()?, "mailapi-api listening");
+    // Responses go out at once: without TCP_NODELAY a response written in two parts can wait
+    // for the client's delayed ACK (tens of milliseconds) on a keep-alive connection.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

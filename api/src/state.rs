@@ -26,6 +26,8 @@ pub struct Inner {
     pub active_domains: crate::send::domains::ActiveDomains,
     /// Authenticated IMAP sessions for the mailbox endpoints.
     pub imap: crate::imap::ImapPool,
+    /// Stores accepted messages (without an idempotency key) many per statement.
+    pub accepter: crate::send::accept::Accepter,
     /// Request spans and their children; disabled unless `MAILAPI_OTLP_ENDPOINT` is set.
     pub tracer: shared::telemetry::Tracer,
 }

@@ -33,6 +33,9 @@ pub struct Settings {
     /// How many keys the send stream is spread over (`MAILAPI_SEND_STREAM_SHARDS`, 1-64). With
     /// 1 it is the one key `<prefix>:{send}`; see [`crate::jobs::Keys::send_stream_shard`].
     pub send_stream_shards: u16,
+    /// How many group-committed batches of accepted messages the API writes at the same time
+    /// (`MAILAPI_ACCEPT_BATCH_IN_FLIGHT`, 1-64); see `api::send::accept`.
+    pub accept_batch_in_flight: usize,
     /// Prefix of every Redis key we use. Each test run gets its own; see [`crate::jobs`].
     pub key_prefix: String,
     pub listen: SocketAddr,
@@ -163,6 +166,7 @@ impl Settings {
             database_max_connections: env.parse("MAILAPI_DATABASE_MAX_CONNECTIONS", 16u32)?,
             redis_url: env.secret("MAILAPI_REDIS_URL", "redis://127.0.0.1:6379"),
             send_stream_shards: env.parse("MAILAPI_SEND_STREAM_SHARDS", 1u16)?,
+            accept_batch_in_flight: env.parse("MAILAPI_ACCEPT_BATCH_IN_FLIGHT", 2usize)?,
             key_prefix: env.string("MAILAPI_KEY_PREFIX", "mailapi"),
             listen: env.parse("MAILAPI_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             log_format: match env.string("MAILAPI_LOG_FORMAT", "text").as_str() {
@@ -274,6 +278,12 @@ impl Settings {
                     "must be between 1 and {}",
                     crate::jobs::MAX_SEND_STREAM_SHARDS
                 ),
+            ));
+        }
+        if !(1..=64).contains(&self.accept_batch_in_flight) {
+            return Err(bad(
+                "MAILAPI_ACCEPT_BATCH_IN_FLIGHT",
+                "must be between 1 and 64",
             ));
         }
         if self.key_prefix.is_empty() || self.key_prefix.contains(['{', '}', ' ']) {
@@ -508,6 +518,17 @@ mod tests {
         }
         let s = load(&[("MAILAPI_SEND_STREAM_SHARDS", "3")]).unwrap();
         assert_eq!(s.send_stream_shards, 3);
+    }
+
+    #[test]
+    fn accept_batches_in_flight_are_bounded() {
+        assert_eq!(load(&[]).unwrap().accept_batch_in_flight, 2);
+        for bad in ["0", "65", "-1", "x"] {
+            let err = load(&[("MAILAPI_ACCEPT_BATCH_IN_FLIGHT", bad)]).unwrap_err();
+            assert_eq!(err.var, "MAILAPI_ACCEPT_BATCH_IN_FLIGHT", "{bad}");
+        }
+        let s = load(&[("MAILAPI_ACCEPT_BATCH_IN_FLIGHT", "1")]).unwrap();
+        assert_eq!(s.accept_batch_in_flight, 1);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use crate::extract::{Path, Query, parse_json};
 use crate::routes::docs::bodies;
 use crate::routes::docs::spec::ErrorBody;
 use crate::routes::tokens::Page;
+use crate::send::accept::{Accept, Failure};
 use crate::send::enqueue::enqueue;
 use crate::send::idempotency::{self, IdempotencyKey, Previous};
 use crate::send::request::SendRequest;
@@ -99,22 +100,26 @@ async fn send(
         id,
         token_id: p.token_id,
         rfc_message_id: rfc_id,
-        message: &message,
+        message,
         size_bytes: size,
         traceparent: traceparent.clone(),
     };
     let status = match &key {
-        // Without a key the insert is one statement: atomic on its own, one commit.
+        // Without a key the message joins the next group commit, which also adds its stream
+        // entry (send::accept).
         None => {
-            let mut conn = state.db.acquire().await?;
-            state
+            let span = state
                 .tracer
-                .in_span(
-                    store::INSERT_SPAN,
-                    store::span_attributes,
-                    store::insert_message(&mut conn, &new),
-                )
-                .await?
+                .is_enabled()
+                .then(opentelemetry::Context::current);
+            state
+                .accepter
+                .accept(Accept { message: new, span })
+                .await
+                .map_err(|f| match f {
+                    Failure::Unavailable(e) => ApiError::Unavailable(anyhow::anyhow!(e)),
+                    Failure::Internal(e) => ApiError::Internal(anyhow::anyhow!(e)),
+                })?
         }
         Some(key) => {
             let mut tx = state.db.begin().await?;
@@ -127,31 +132,31 @@ async fn send(
                 .in_span(
                     store::INSERT_SPAN,
                     store::span_attributes,
-                    store::insert_message(&mut tx, &new),
+                    store::insert_messages(&mut tx, &[&new]),
                 )
-                .await?;
+                .await?
+                .remove(0);
             let response = store::accepted_response(id, &status, recipient_count);
             let expires = Utc::now()
                 + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
                     .unwrap_or(chrono::Duration::hours(24));
             store::insert_idempotency(&mut tx, key, p.token_id, id, &response, expires).await?;
             tx.commit().await?;
+            if status == "pending" {
+                enqueue(
+                    &state,
+                    &SendJob {
+                        message_id: id,
+                        traceparent,
+                    },
+                )
+                .await;
+            }
             status
         }
     };
     let response = store::accepted_response(id, &status, recipient_count);
-
     metrics::counter!(shared::metrics::MESSAGES_ACCEPTED).increment(1);
-    if status == "pending" {
-        enqueue(
-            &state,
-            &SendJob {
-                message_id: id,
-                traceparent,
-            },
-        )
-        .await;
-    }
     Ok((StatusCode::ACCEPTED, JsonResponse(response)))
 }
 

@@ -4,8 +4,10 @@
 //! Layout: [`request`] is the wire format and its conversion into a validated
 //! [`shared::outgoing::OutgoingMessage`]; [`store`] writes the message, its recipients, its
 //! first event and the idempotency record; [`idempotency`] replays or refuses repeated keys;
-//! [`enqueue`] adds the stream entry; [`domains`] caches which sending domains are active.
+//! [`enqueue`] adds the stream entry; [`accept`] group-commits concurrent requests' messages
+//! and adds their entries; [`domains`] caches which sending domains are active.
 
+pub mod accept;
 pub mod domains;
 pub mod enqueue;
 pub mod idempotency;

@@ -11,11 +11,11 @@ use uuid::Uuid;
 use super::idempotency::IdempotencyKey;
 
 /// A validated message ready to be stored.
-pub struct NewMessage<'a> {
+pub struct NewMessage {
     pub id: Uuid,
     pub token_id: i64,
     pub rfc_message_id: String,
-    pub message: &'a OutgoingMessage,
+    pub message: OutgoingMessage,
     pub size_bytes: usize,
     /// The request span's W3C `traceparent` (tracing on), kept for the delivery-log spans.
     pub traceparent: Option<String>,
@@ -44,52 +44,81 @@ pub fn span_attributes() -> Vec<opentelemetry::KeyValue> {
     ]
 }
 
-/// Inserts the message, its recipients and their first events in ONE statement (so one round
-/// trip and, outside a transaction, one commit: the accept path's cost). Recipients on the
-/// sending domain's suppression list are stored as `suppressed` and never reach the MTA; when
-/// every recipient is suppressed the message is `failed` at once and needs no worker. Returns
-/// the message's status.
-pub async fn insert_message(
+/// Inserts messages, their recipients and their first events in ONE statement (so one round
+/// trip and, outside a transaction, one commit for the whole batch: the accept path's cost).
+/// Recipients on the sending domain's suppression list are stored as `suppressed` and never reach
+/// the MTA; when every recipient of a message is suppressed the message is `failed` at once and
+/// needs no worker. Returns each message's status, in the order of `messages`.
+pub async fn insert_messages(
     conn: &mut PgConnection,
-    m: &NewMessage<'_>,
-) -> Result<String, sqlx::Error> {
-    let msg = m.message;
-    let from_domain = msg
-        .from
-        .email
-        .rsplit_once('@')
-        .map(|(_, d)| d)
-        .unwrap_or_default();
-    let (mut emails, mut domains, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
-    for (kind, r) in msg.recipients() {
-        emails.push(r.email.as_str());
-        domains.push(r.email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default());
-        kinds.push(kind);
+    messages: &[&NewMessage],
+) -> Result<Vec<String>, sqlx::Error> {
+    let n = messages.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut token_ids = Vec::with_capacity(n);
+    let mut from_emails = Vec::with_capacity(n);
+    let mut from_domains = Vec::with_capacity(n);
+    let mut subjects = Vec::with_capacity(n);
+    let mut rfc_ids = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut sizes = Vec::with_capacity(n);
+    let mut traceparents = Vec::with_capacity(n);
+    let (mut r_messages, mut r_emails, mut r_domains, mut r_kinds) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for m in messages {
+        let msg = &m.message;
+        ids.push(m.id);
+        token_ids.push(m.token_id);
+        from_emails.push(msg.from.email.as_str());
+        from_domains.push(domain_of(&msg.from.email));
+        subjects.push(msg.subject.as_str());
+        rfc_ids.push(m.rfc_message_id.as_str());
+        payloads.push(serde_json::to_string(msg).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
+        sizes.push(i32::try_from(m.size_bytes).unwrap_or(i32::MAX));
+        traceparents.push(m.traceparent.as_deref());
+        for (kind, r) in msg.recipients() {
+            r_messages.push(m.id);
+            r_emails.push(r.email.as_str());
+            r_domains.push(domain_of(&r.email));
+            r_kinds.push(kind);
+        }
     }
-    let payload = serde_json::to_value(msg).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query_scalar(
-        "with sup as (
-             select email from suppressions where domain = $4 and email = any($9::text[])),
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "with msg as (
+             select * from unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[],
+                                  $6::text[], $7::text[], $8::int4[], $9::text[])
+                 as t(id, token_id, from_email, from_domain, subject, rfc_message_id, payload,
+                      size_bytes, traceparent)),
+         rc as (
+             select u.message_id, u.email, u.domain, u.kind, u.ord,
+                    s.email is not null as suppressed
+               from unnest($10::uuid[], $11::text[], $12::text[], $13::text[]) with ordinality
+                    as u(message_id, email, domain, kind, ord)
+               join msg on msg.id = u.message_id
+               left join suppressions s on s.domain = msg.from_domain and s.email = u.email),
          st as (
-             select case when (select count(*) from sup) = cardinality($9::text[])
-                         then 'failed' else 'pending' end as status),
+             select message_id as id,
+                    case when bool_and(suppressed) then 'failed' else 'pending' end as status
+               from rc group by message_id),
          m as (
              insert into messages (id, token_id, from_email, from_domain, subject, status,
                                    rfc_message_id, payload, size_bytes, enqueued_at, last_error,
                                    completed_at, traceparent)
-             select $1, $2, $3, $4, $5, st.status, $6, $7, $8, now(),
+             select msg.id, msg.token_id, msg.from_email, msg.from_domain, msg.subject, st.status,
+                    msg.rfc_message_id, msg.payload::json, msg.size_bytes, now(),
                     case when st.status = 'failed'
                          then 'every recipient is on the suppression list' end,
-                    case when st.status = 'failed' then now() end, $12
-               from st
+                    case when st.status = 'failed' then now() end, msg.traceparent
+               from msg join st using (id)
+              order by msg.id
              returning id, status),
          r as (
              insert into recipients (message_id, email, domain, kind, status, smtp_response)
-             select m.id, u.e, u.d, u.k,
-                    case when u.e in (select email from sup) then 'suppressed' else 'pending' end,
-                    case when u.e in (select email from sup)
-                         then 'address is on the suppression list' end
-               from m, unnest($9::text[], $10::text[], $11::text[]) as u(e, d, k)
+             select rc.message_id, rc.email, rc.domain, rc.kind,
+                    case when rc.suppressed then 'suppressed' else 'pending' end,
+                    case when rc.suppressed then 'address is on the suppression list' end
+               from rc join m on m.id = rc.message_id
+              order by rc.ord
              returning id, message_id, status, smtp_response),
          e as (
              insert into delivery_events (message_id, recipient_id, event, status,
@@ -98,22 +127,35 @@ pub async fn insert_message(
              union all
              select r.message_id, r.id, 'suppressed', 'suppressed', r.smtp_response, 'api'
                from r where r.status = 'suppressed')
-         select status from m",
+         select id, status from m",
     )
-    .bind(m.id)
-    .bind(m.token_id)
-    .bind(&msg.from.email)
-    .bind(from_domain)
-    .bind(&msg.subject)
-    .bind(&m.rfc_message_id)
-    .bind(payload)
-    .bind(i32::try_from(m.size_bytes).unwrap_or(i32::MAX))
-    .bind(&emails)
-    .bind(&domains)
-    .bind(&kinds)
-    .bind(m.traceparent.as_deref())
-    .fetch_one(conn)
-    .await
+    .bind(&ids)
+    .bind(&token_ids)
+    .bind(&from_emails)
+    .bind(&from_domains)
+    .bind(&subjects)
+    .bind(&rfc_ids)
+    .bind(&payloads)
+    .bind(&sizes)
+    .bind(&traceparents)
+    .bind(&r_messages)
+    .bind(&r_emails)
+    .bind(&r_domains)
+    .bind(&r_kinds)
+    .fetch_all(conn)
+    .await?;
+    let mut by_id: std::collections::HashMap<Uuid, String> = rows.into_iter().collect();
+    ids.iter()
+        .map(|id| {
+            by_id.remove(id).ok_or_else(|| {
+                sqlx::Error::Protocol(format!("message {id} was not inserted (no recipients?)"))
+            })
+        })
+        .collect()
+}
+
+fn domain_of(email: &str) -> &str {
+    email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
 }
 
 /// Records the response for an idempotency key (inside the message's transaction).
