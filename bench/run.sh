@@ -12,8 +12,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source /etc/mailapi/mailapi.env
 command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 command -v pgbench >/dev/null || apt-get install -y -q postgresql-contrib >/dev/null
-command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/null
 cargo build -q --release -p api -p worker
+cargo build -q --release -p api --example loadgen
+LOADGEN=target/release/examples/loadgen
 API=target/release/mailapi-api
 WORKER=target/release/mailapi-worker
 OUT=bench/out
@@ -75,34 +76,23 @@ wrk.body = [[$body]]
 LUA
 }
 
-# Open-loop-ish load at a fixed rate: h2load over HTTP/1.1, CONNECTIONS clients each sending
-# RPS requests per second, latency of every request written to a log; prints the achieved rate
-# and the percentiles. wrk (closed loop) finds the saturation rate; this measures the latency a
-# client sees at a given rate below it.
+# Open-loop load at a fixed rate (api/examples/loadgen.rs): CONNECTIONS keep-alive connections
+# sending RATE requests per second in all, spread evenly (no synchronised bursts), latency counted
+# from each request's scheduled time. wrk (closed loop) finds the saturation rate; this measures
+# the latency a client sees at a given rate below it.
 paced_send() {
-    local connections=$1 rps=$2 seconds=$3 log="$OUT/paced-$1x$2.tsv"
-    rm -f "$log"
-    h2load --h1 -c "$connections" -t 2 --rps "$rps" -D "$seconds" --warm-up-time 2 \
-        -d "$OUT/send.json" -H "Content-Type: application/json" -H "X-MAILAPI-TOKEN: $TOKEN" \
-        --log-file "$log" "http://127.0.0.1:$PORT/api/v1/mail/send" >"$OUT/paced-$1x$2.txt" 2>&1 || true
-    python3 - "$log" "$seconds" <<'PY'
-import sys
-rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
-lat = sorted(int(r[2]) / 1000 for r in rows)
-ok = sum(1 for r in rows if r[1] == "202")
-span = (max(int(r[0]) for r in rows) - min(int(r[0]) for r in rows)) / 1e6 or 1
-pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
-print(f"{len(rows)} requests ({ok} x 202) in {span:.1f} s = {len(rows)/span:.0f} req/s; "
-      f"p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, p99.9 {pct(0.999):.2f} ms, max {lat[-1]:.2f} ms")
-PY
+    local connections=$1 rate=$2 seconds=$3
+    $LOADGEN --url "http://127.0.0.1:$PORT/api/v1/mail/send" --body "$OUT/send.json" \
+        --header "X-MAILAPI-TOKEN: $TOKEN" --connections "$connections" --rate "$rate" \
+        --seconds "$seconds" | tee "$OUT/paced-$connections-$rate.txt"
 }
 
 bench_accept() {
     echo "== POST /api/v1/mail/send (2 KB), 64 connections, ${DURATION}s (Postgres commit + XADD)"
     wrk -t2 -c64 -d"${DURATION}s" --latency -s "$OUT/send.lua" \
         "http://127.0.0.1:$PORT/api/v1/mail/send" | tee "$OUT/accept.txt" | grep -E "Requests/sec|99%|50%|Non-2xx"
-    echo "== POST /api/v1/mail/send (2 KB) paced at 64 connections x 47 req/s (~3,000 req/s), ${DURATION}s"
-    paced_send 64 47 "$DURATION"
+    echo "== POST /api/v1/mail/send (2 KB), 64 connections paced at ${ACCEPT_RATE:-3000} req/s in all, ${DURATION}s"
+    paced_send 64 "${ACCEPT_RATE:-3000}" "$DURATION"
     echo "-- ceiling: pgbench single-row insert commits, 32 clients (connection slots), 10 s"
     psql "$MAILAPI_DATABASE_URL" -X -q -c "create table if not exists pgbench_rows (id bigserial primary key, payload text, created_at timestamptz default now())"
     echo "insert into pgbench_rows (payload) values (repeat('x', 2000));" >"$OUT/insert.sql"
@@ -153,9 +143,9 @@ bench_latency() {
     local wpid=$!
     pids+=($wpid)
     sleep 1
-    # Half the accept rate: ~2,048 req/s by default (LATENCY_CONNECTIONS x LATENCY_RPS).
-    local c=${LATENCY_CONNECTIONS:-32} r=${LATENCY_RPS:-64}
-    echo "-- API paced at $c connections x $r req/s"
+    # Half the accept rate (LATENCY_RATE req/s over LATENCY_CONNECTIONS connections).
+    local c=${LATENCY_CONNECTIONS:-32} r=${LATENCY_RATE:-1500}
+    echo "-- API paced at $r req/s over $c connections"
     paced_send "$c" "$r" "$DURATION"
     sleep 3
     kill $wpid
