@@ -98,6 +98,19 @@ async fn both_services_count_what_happened() {
         value(&api, "mailapi_messages_accepted_total", &[]),
         Some(3.0)
     );
+    // Sent one after another, each was its own group-commit batch.
+    assert_eq!(
+        value(&api, "mailapi_accept_batch_messages_sum", &[]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&api, "mailapi_accept_batch_messages_bucket", &[r#"le="1""#]),
+        Some(3.0)
+    );
+    assert_eq!(
+        value(&api, "mailapi_accept_batch_duration_seconds_count", &[]),
+        Some(3.0)
+    );
     assert!(
         value(
             &api,

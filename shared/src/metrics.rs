@@ -13,6 +13,10 @@ pub const HTTP_DURATION: &str = "mailapi_http_request_duration_seconds";
 pub const RATE_LIMITED: &str = "mailapi_rate_limit_rejections_total";
 /// Messages accepted by `POST /mail/send`.
 pub const MESSAGES_ACCEPTED: &str = "mailapi_messages_accepted_total";
+/// Messages stored per group-committed insert of the accept path (one sample per statement).
+pub const ACCEPT_BATCH_MESSAGES: &str = "mailapi_accept_batch_messages";
+/// Time one such statement took, commit included, in seconds.
+pub const ACCEPT_BATCH_DURATION: &str = "mailapi_accept_batch_duration_seconds";
 /// Entries in the send stream (XLEN), by `shard` (`0` to N-1; `0` when unsharded).
 pub const STREAM_LENGTH: &str = "mailapi_stream_length";
 /// Entries the consumer group has not read yet (XINFO GROUPS lag), by `shard`.
@@ -50,6 +54,11 @@ pub fn handle() -> &'static PrometheusHandle {
                     30.0,
                 ],
             )
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(ACCEPT_BATCH_MESSAGES.to_owned()),
+                &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0],
+            )
             .expect("bucket list is not empty");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
@@ -70,6 +79,15 @@ fn describe() {
     );
     describe_counter!(RATE_LIMITED, "Requests refused by the per-token rate limit");
     describe_counter!(MESSAGES_ACCEPTED, "Messages accepted by POST /mail/send");
+    describe_histogram!(
+        ACCEPT_BATCH_MESSAGES,
+        "Messages stored per group-committed insert statement"
+    );
+    describe_histogram!(
+        ACCEPT_BATCH_DURATION,
+        metrics::Unit::Seconds,
+        "Time of one group-committed insert statement, commit included"
+    );
     describe_gauge!(STREAM_LENGTH, "Entries in the send stream");
     describe_gauge!(STREAM_LAG, "Entries the consumer group has not read yet");
     describe_gauge!(STREAM_PENDING, "Entries read but not yet acknowledged");

@@ -107,6 +107,13 @@ async fn write(
     let messages: Vec<&NewMessage> = batch.iter().map(|a| &a.message).collect();
     let results = insert_batch(db, &messages).await;
     let stored = SystemTime::now();
+    metrics::histogram!(shared::metrics::ACCEPT_BATCH_MESSAGES).record(messages.len() as f64);
+    metrics::histogram!(shared::metrics::ACCEPT_BATCH_DURATION).record(
+        stored
+            .duration_since(started)
+            .unwrap_or_default()
+            .as_secs_f64(),
+    );
     for (a, r) in batch.iter().zip(&results) {
         if let Some(cx) = &a.span {
             let error = r.as_ref().err().map(|e| format!("{e:?}"));
