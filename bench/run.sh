@@ -114,7 +114,7 @@ bench_worker() {
     local t0 t1
     t0=$(date +%s.%N)
     MAILAPI_SMTP_PORT=$sink_port MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
-        MAILAPI_SMTP_POOL_SIZE=${BENCH_SMTP_POOL:-32} MAILAPI_WORKER_CONCURRENCY=${BENCH_CONCURRENCY:-64} MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
+        MAILAPI_SMTP_POOL_SIZE=${BENCH_SMTP_POOL:-32} MAILAPI_WORKER_CONCURRENCY=${BENCH_CONCURRENCY:-256} MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
         $WORKER >"$OUT/worker.log" 2>&1 &
     local wpid=$!
     pids+=($wpid)
@@ -139,13 +139,13 @@ bench_latency() {
     echo "== 202 -> submitted latency, API under load with one worker submitting to the sink"
     psql "$MAILAPI_DATABASE_URL" -X -q -c "delete from messages"
     MAILAPI_SMTP_PORT=$SINK_PORT MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
-        MAILAPI_SMTP_POOL_SIZE=${BENCH_SMTP_POOL:-32} MAILAPI_WORKER_CONCURRENCY=${BENCH_CONCURRENCY:-64} MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
+        MAILAPI_SMTP_POOL_SIZE=${BENCH_SMTP_POOL:-32} MAILAPI_WORKER_CONCURRENCY=${BENCH_CONCURRENCY:-256} MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
         $WORKER >"$OUT/worker-latency.log" 2>&1 &
     local wpid=$!
     pids+=($wpid)
     sleep 1
     # Half the accept rate (LATENCY_RATE req/s over LATENCY_CONNECTIONS connections).
-    local c=${LATENCY_CONNECTIONS:-32} r=${LATENCY_RATE:-1500}
+    local c=${LATENCY_CONNECTIONS:-64} r=${LATENCY_RATE:-1500}
     echo "-- API paced at $r req/s over $c connections"
     paced_send "$c" "$r" "$DURATION"
     sleep 3

@@ -119,6 +119,10 @@ pub struct AccountSettings {
 pub struct WorkerSettings {
     /// Name of this consumer in the stream's consumer group; defaults to host name and pid.
     pub consumer_name: String,
+    /// Messages in flight at once (`MAILAPI_WORKER_CONCURRENCY`, 256 by default). A worker is
+    /// bound by waiting (claim, SMTP round trips, group commits), not by CPU, so its rate is
+    /// about concurrency / per-message latency: 64 fell behind 1,500 msg/s on a loaded
+    /// two-core machine where 256 kept up (docs/BENCHMARKS.md).
     pub concurrency: usize,
     /// Seconds to wait before each retry of a transient failure; jitter is added.
     pub retry_schedule: Vec<Duration>,
@@ -218,7 +222,7 @@ impl Settings {
                 consumer_name: env
                     .optional("MAILAPI_WORKER_NAME")
                     .unwrap_or_else(default_consumer_name),
-                concurrency: env.parse("MAILAPI_WORKER_CONCURRENCY", 32usize)?,
+                concurrency: env.parse("MAILAPI_WORKER_CONCURRENCY", 256usize)?,
                 retry_schedule: env
                     .durations("MAILAPI_RETRY_SCHEDULE_SECS", "5,30,120,600,1800,3600")?,
                 reclaim_idle: Duration::from_secs(env.parse("MAILAPI_RECLAIM_IDLE_SECS", 300u64)?),
