@@ -6,6 +6,9 @@
 #   bench/run.sh            # all
 #   bench/run.sh tokens     # one of: tokens accept worker logtail latency
 #
+# BENCH_API / BENCH_WORKER run other binaries than this checkout's release build (an A/B
+# comparison of two builds on the same machine, minutes apart: this VM's speed drifts).
+#
 # Results are printed; docs/BENCHMARKS.md records them with this command.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -15,8 +18,8 @@ command -v pgbench >/dev/null || apt-get install -y -q postgresql-contrib >/dev/
 cargo build -q --release -p api -p worker
 cargo build -q --release -p api --example loadgen
 LOADGEN=target/release/examples/loadgen
-API=target/release/mailapi-api
-WORKER=target/release/mailapi-worker
+API=${BENCH_API:-target/release/mailapi-api}
+WORKER=${BENCH_WORKER:-target/release/mailapi-worker}
 OUT=bench/out
 mkdir -p "$OUT"
 DURATION=${BENCH_SECONDS:-15}
