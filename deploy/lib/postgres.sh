@@ -10,6 +10,10 @@ pg_admin() {
     (cd / && runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d "$db" -p "$PG_PORT")
 }
 
+pg_cluster_online() {
+    [[ $(pg_lsclusters -h | awk -v v="$PG_VERSION" '$1 == v && $2 == "main" { print $4 }') == online* ]]
+}
+
 # Find (or create) the "main" cluster of the newest installed server and start it if it is down.
 pg_ensure_running() {
     PG_VERSION=$(pg_lsclusters -h 2>/dev/null | awk '$2 == "main" { print $1 }' | sort -V | tail -n 1)
@@ -29,12 +33,42 @@ pg_ensure_running() {
     if [[ $status != online* ]]; then
         log "starting PostgreSQL $PG_VERSION/main"
         # --skip-systemctl-redirect: there is no systemd; start the postmaster directly.
-        run_detached pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start || {
+        # Something else (the machine's boot) may start it at the same moment: "already
+        # running" is then a success.
+        run_detached pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main start ||
+            pg_cluster_online || {
             show_tail "/var/log/postgresql/postgresql-$PG_VERSION-main.log"
             die "pg_ctlcluster $PG_VERSION main start failed"
         }
     fi
     wait_port "$PG_PORT" 30 || die "PostgreSQL does not accept connections on 127.0.0.1:$PG_PORT"
+    pg_wait_ready
+}
+
+# Wait until the server accepts sessions, not just TCP connections. A postmaster that was
+# started at boot after an unclean stop (a machine restored from a snapshot, a kill -9) listens
+# at once but answers "the database system is not yet accepting connections" until crash
+# recovery has replayed the WAL, which can take minutes after a benchmark. pg_isready: 0 =
+# accepting, 1 = rejecting (starting up / recovering), 2 = no answer.
+PG_READY_TIMEOUT=${PG_READY_TIMEOUT:-600}
+pg_wait_ready() {
+    local rc start=$SECONDS next_note=0 waited
+    while :; do
+        rc=0
+        pg_isready -q -h "$PG_HOST" -p "$PG_PORT" -t 5 </dev/null || rc=$?
+        waited=$((SECONDS - start))
+        [[ $rc -eq 0 ]] && break
+        if ((waited >= PG_READY_TIMEOUT)); then
+            show_tail "/var/log/postgresql/postgresql-$PG_VERSION-main.log"
+            die "PostgreSQL on $PG_HOST:$PG_PORT still not accepting sessions after $waited s (pg_isready exit $rc)"
+        fi
+        if ((waited >= next_note)); then
+            log "waiting for PostgreSQL to accept sessions (pg_isready exit $rc: starting up or in crash recovery; $waited s so far)"
+            next_note=$((waited + 30))
+        fi
+        sleep 1
+    done
+    ((next_note == 0)) || log "PostgreSQL accepts sessions after $waited s"
 }
 
 # Roles, database, grants. Values are hex (see random_secret), safe inside SQL literals.
@@ -97,6 +131,7 @@ pg_ensure_max_connections() {
         run_detached pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" main restart ||
             die "restarting PostgreSQL failed"
         wait_port "$PG_PORT" 30 || die "PostgreSQL did not come back after the restart"
+        pg_wait_ready
     fi
 }
 

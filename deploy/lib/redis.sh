@@ -6,7 +6,21 @@ redis_ping() {
     [[ $(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null </dev/null) == PONG ]]
 }
 
+# A Redis started at boot with persistence answers "LOADING ..." to everything until its dataset
+# is in memory: wait for that instead of taking it for something that is not Redis.
+redis_wait_loading() {
+    local i reply
+    for ((i = 0; i < 300; i++)); do
+        reply=$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null </dev/null || true)
+        [[ $reply == LOADING* ]] || return 0
+        ((i % 30 == 0)) && log "waiting for Redis to load its dataset ($i s so far)"
+        sleep 1
+    done
+    die "Redis on 127.0.0.1:$REDIS_PORT still loading its dataset after 300 s"
+}
+
 redis_up() {
+    redis_wait_loading
     if ! redis_ping; then
         if port_listening "$REDIS_PORT"; then
             die "something listens on 127.0.0.1:$REDIS_PORT but does not answer PING like Redis"
