@@ -37,6 +37,9 @@ cd "$repo"
 started=$SECONDS
 
 section "local stack: deploy/infra-up.sh"
+# The start-up log lives in $LOG_DIR: create it before the first write (a fresh machine has
+# neither it nor /etc/mailapi).
+ensure_dirs
 # Its last lines are the env file, secrets included: keep those out of (CI) logs.
 if ! bash "$here/infra-up.sh" >>"$START_LOG" 2>&1; then
     show_tail "$START_LOG" 40

@@ -45,6 +45,9 @@ esac
 require_cargo || exit 1
 
 say "bringing up the local stack (deploy/infra-up.sh)"
+# The start-up log lives in $LOG_DIR: create it before the first write (a fresh machine has
+# neither it nor /etc/mailapi).
+ensure_dirs
 # Its output (which ends with the env file, secrets included) goes to its start-up log.
 if ! bash "$here/infra-up.sh" </dev/null >>"$START_LOG" 2>&1; then
     show_tail "$START_LOG" 40
