@@ -150,7 +150,7 @@ async fn every_validation_rule_refuses_and_stores_nothing() {
             with(
                 good(),
                 &["attachments"],
-                json!([{"content": "aGk=", "content_type": "text/plain"}]),
+                json!([{"content": "aGk=", "content_type": "text/plain\r\nX: y"}]),
             ),
             400,
             "INVALID_ATTACHMENT",
@@ -226,6 +226,65 @@ async fn every_validation_rule_refuses_and_stores_nothing() {
     assert_eq!(resp.status(), 202);
     assert_eq!(stored(&app).await, (1, 1));
     assert_eq!(stream_len(&app).await, 1);
+}
+
+/// What Python's `None` and JavaScript's `null` send for a field left out means "absent", and an
+/// attachment without a filename is named after its position and type; a misspelt field is still
+/// refused by name, so a typo cannot silently drop recipients.
+#[tokio::test]
+async fn null_means_absent_and_a_typo_is_named() {
+    let app = TestApp::spawn(&[]).await;
+    app.domain("send.test", true).await;
+    let admin = app.admin_token().await;
+    let body = json!({
+        "from": "sender@send.test",
+        "to": ["rcpt@example.net"],
+        "cc": null,
+        "bcc": null,
+        "subject": null,
+        "reply_to": null,
+        "headers": null,
+        "body": {"text": "hi", "html": null},
+        "attachments": [
+            {"content": "JVBERi0xLjQK", "content_type": "application/pdf"},
+            {"filename": null, "content": "aGk=", "content_type": null},
+        ],
+    });
+    let resp = app.post_json("/mail/send", &admin, &body).await;
+    assert_eq!(resp.status(), 202, "{}", resp.text().await.unwrap());
+    let payload: Value = sqlx::query_scalar("select payload::jsonb from messages")
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    let names: Vec<&str> = payload["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["attachment-1.pdf", "attachment-2.bin"]);
+    assert_eq!(payload["subject"], "");
+    assert_eq!(payload["html"], Value::Null);
+
+    let mut typo = good();
+    typo["bc"] = json!(["hidden@example.net"]);
+    let got = assert_error(
+        app.post_json("/mail/send", &admin, &typo).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(got["field"], "bc", "{got}");
+    assert!(got["message"].as_str().unwrap().contains("bc"), "{got}");
+    // `to` stays required: null is not an empty list of recipients.
+    assert_error(
+        app.post_json("/mail/send", &admin, &with(good(), &["to"], Value::Null))
+            .await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(stored(&app).await, (1, 1));
 }
 
 #[tokio::test]

@@ -2,6 +2,11 @@
 //! stable and whose `field` names the offending value (`to[2]`, `attachments[0].content`).
 //! Nothing is stripped or repaired: a control character anywhere a header is built from is an
 //! error, because silently "fixing" it is how header injection slips through.
+//!
+//! Forgiving where clients are sloppy: `null` means "absent" for every optional field (Python's
+//! `None` and JavaScript's `null` are how clients leave a field out), and an attachment without a
+//! filename is named `attachment-N.<ext>`. Exact where typos would hurt: an unknown field is a
+//! 400 naming it, so `"bc": [...]` never silently drops recipients.
 
 use std::collections::HashSet;
 
@@ -18,9 +23,9 @@ pub struct SendRequest {
     pub from: String,
     pub to: Vec<String>,
     #[serde(default)]
-    pub cc: Vec<String>,
+    pub cc: Option<Vec<String>>,
     #[serde(default)]
-    pub bcc: Vec<String>,
+    pub bcc: Option<Vec<String>>,
     #[serde(default)]
     pub subject: Option<String>,
     pub body: BodyRequest,
@@ -30,7 +35,7 @@ pub struct SendRequest {
     #[schema(value_type = Option<Object>)]
     pub headers: Option<serde_json::Map<String, serde_json::Value>>,
     #[serde(default)]
-    pub attachments: Vec<AttachmentRequest>,
+    pub attachments: Option<Vec<AttachmentRequest>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -121,6 +126,49 @@ pub fn normalise_base64(raw: &str) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(bytes))
 }
 
+/// The name of an attachment sent without one: `attachment-<N>` (N counts from 1, in request
+/// order) with the extension mail clients expect for its content type, so the recipient's client
+/// can open it.
+fn default_filename(index: usize, content_type: &str) -> String {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let ext = match essence.as_str() {
+        "application/pdf" => "pdf",
+        "application/zip" => "zip",
+        "application/gzip" => "gz",
+        "application/json" => "json",
+        "application/xml" | "text/xml" => "xml",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "application/vnd.ms-powerpoint" => "ppt",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
+        "application/vnd.oasis.opendocument.text" => "odt",
+        "application/vnd.oasis.opendocument.spreadsheet" => "ods",
+        "application/rtf" | "text/rtf" => "rtf",
+        "text/plain" => "txt",
+        "text/html" => "html",
+        "text/csv" => "csv",
+        "text/calendar" => "ics",
+        "text/markdown" => "md",
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/svg+xml" => "svg",
+        "audio/mpeg" => "mp3",
+        "video/mp4" => "mp4",
+        "message/rfc822" => "eml",
+        _ => "bin",
+    };
+    format!("attachment-{}.{ext}", index + 1)
+}
+
 impl SendRequest {
     /// Validates everything and produces the stored form. `max_recipients` comes from settings.
     pub fn validate(self, max_recipients: usize) -> Result<OutgoingMessage, ApiError> {
@@ -128,7 +176,8 @@ impl SendRequest {
 
         let mut seen = HashSet::new();
         let mut lists: [Vec<NamedAddress>; 3] = Default::default();
-        for (slot, (field, raws)) in [("to", &self.to), ("cc", &self.cc), ("bcc", &self.bcc)]
+        let (cc, bcc) = (self.cc.unwrap_or_default(), self.bcc.unwrap_or_default());
+        for (slot, (field, raws)) in [("to", &self.to), ("cc", &cc), ("bcc", &bcc)]
             .into_iter()
             .enumerate()
         {
@@ -228,21 +277,23 @@ impl SendRequest {
             return Err(header_error("headers", "has too many entries"));
         }
 
-        if self.attachments.len() > MAX_ATTACHMENTS {
+        let requested = self.attachments.unwrap_or_default();
+        if requested.len() > MAX_ATTACHMENTS {
             return Err(attachment_error(
                 "attachments".into(),
                 "has too many entries",
             ));
         }
-        let mut attachments = Vec::with_capacity(self.attachments.len());
-        for (i, a) in self.attachments.into_iter().enumerate() {
-            let filename = a.filename.map(|f| f.trim().to_owned()).unwrap_or_default();
-            if filename.is_empty() {
-                return Err(attachment_error(
-                    format!("attachments[{i}].filename"),
-                    "is required",
-                ));
-            }
+        let mut attachments = Vec::with_capacity(requested.len());
+        for (i, a) in requested.into_iter().enumerate() {
+            let content_type = a
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into());
+            let filename = a
+                .filename
+                .map(|f| f.trim().to_owned())
+                .filter(|f| !f.is_empty())
+                .unwrap_or_else(|| default_filename(i, &content_type));
             if has_control_chars(&filename) || filename.len() > 255 {
                 return Err(attachment_error(
                     format!("attachments[{i}].filename"),
@@ -252,9 +303,6 @@ impl SendRequest {
             let content_base64 = normalise_base64(&a.content).ok_or_else(|| {
                 attachment_error(format!("attachments[{i}].content"), "is not valid base64")
             })?;
-            let content_type = a
-                .content_type
-                .unwrap_or_else(|| "application/octet-stream".into());
             let ct_ok = !has_control_chars(&content_type)
                 && lettre::message::header::ContentType::parse(&content_type).is_ok();
             if !ct_ok {
@@ -282,5 +330,23 @@ impl SendRequest {
             headers,
             attachments,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unnamed_attachment_gets_a_name_with_its_type_s_extension() {
+        assert_eq!(default_filename(0, "application/pdf"), "attachment-1.pdf");
+        assert_eq!(
+            default_filename(2, "Text/Plain; charset=utf-8"),
+            "attachment-3.txt"
+        );
+        assert_eq!(
+            default_filename(1, "application/x-unknown"),
+            "attachment-2.bin"
+        );
     }
 }
