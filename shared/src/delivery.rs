@@ -112,8 +112,13 @@ pub async fn apply_recipient_status(
 }
 
 /// Applies changes in order (later ones see earlier ones) with a fixed number of statements;
-/// returns, per change, whether it was applied. Locks the recipients' rows until commit, in id
-/// order, so concurrent writers (log follower, bounce reader) serialise without deadlocks.
+/// returns, per change, whether it was applied.
+///
+/// Locks, until commit, first the messages' rows and then the recipients' rows, each in id
+/// order: every writer of a message's status (this, the worker's submission record, its failure
+/// record) takes the message's row first, so they serialise without deadlocks, and whichever
+/// commits last sees the other's work when it rolls the message up (see [`rollup_messages`]).
+/// Call it inside a transaction that also rolls the touched messages up.
 pub async fn apply_recipient_statuses(
     conn: &mut sqlx::PgConnection,
     changes: &[RecipientChange],
@@ -121,6 +126,13 @@ pub async fn apply_recipient_statuses(
     if changes.is_empty() {
         return Ok(Vec::new());
     }
+    let mut messages: Vec<Uuid> = changes.iter().map(|c| c.message_id).collect();
+    messages.sort_unstable();
+    messages.dedup();
+    sqlx::query("select id from messages where id = any($1) order by id for update")
+        .bind(&messages)
+        .execute(&mut *conn)
+        .await?;
     let mut ids: Vec<i64> = changes.iter().map(|c| c.recipient_id).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -312,8 +324,13 @@ pub async fn rollup_message(
 /// Recomputes each submitted message's status from its recipients: `sent` (all sent), `bounced`
 /// (none sent) or `partial` once none is open, and `completed_at`; `partial` already while some
 /// are open if one was delivered and another failed. Returns the messages whose status changed.
+/// The whole table is in docs/DELIVERY.md ("Message status").
+///
 /// A message that is not yet `submitted` (the log can run ahead of the worker's commit) is left
-/// alone: the worker rolls it up when it records the submission.
+/// alone here, and rolled up by the worker's submission record right after it commits. Both
+/// writers lock the message's row first, so whichever of them commits last runs its roll-up on a
+/// snapshot that holds the other's commit: the message can never stay behind its recipients,
+/// whatever the order of the commits.
 pub async fn rollup_messages(
     conn: &mut sqlx::PgConnection,
     message_ids: &[Uuid],

@@ -232,10 +232,9 @@ pub async fn record_submitted_many(
             )
         })
         .collect();
-    // Rows are locked in id order so that two batches touching the same messages (this one and
-    // the log follower's roll-up) cannot deadlock. The delivery log can run ahead of this
-    // commit: messages whose recipients it already moved are rolled up afterwards.
-    let ran_ahead: Vec<Uuid> = sqlx::query_scalar(
+    // Rows are locked in id order, as the log follower and the bounce reader lock them, so that
+    // two batches touching the same messages cannot deadlock.
+    let recorded: Vec<Uuid> = sqlx::query_scalar(
         "with v as (
              select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
                  as v(id, queue_id, reply, evidence)),
@@ -254,21 +253,28 @@ pub async fn record_submitted_many(
              returning messages.id, v.reply, v.evidence),
          e as (
              insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
-             select id, 'submitted', 'submitted', reply, 'worker', evidence from m)
-         select m.id from m
-          where exists (select 1 from recipients r
-                         where r.message_id = m.id and r.status not in ('pending', 'suppressed'))",
+             select id, 'submitted', 'submitted', reply, 'worker', evidence from m),
+         -- Wakes `Prefer: wait` requests at commit (shared::notify).
+         n as (
+             select count(pg_notify($6, id::text)) as sent from m)
+         select m.id from m, n",
     )
     .bind(&ids)
     .bind(&queue_ids)
     .bind(&replies)
     .bind(&evidence)
     .bind(worker)
+    .bind(shared::notify::MESSAGE_STATUS_CHANNEL)
     .fetch_all(db)
     .await?;
-    if !ran_ahead.is_empty() {
+    // The delivery log can run ahead of this record: Postfix may deliver and log a message
+    // before the statement above commits, and the follower's roll-up then skipped a message
+    // still `pending`. This is a new statement, so its snapshot holds every change committed
+    // before ours (the follower locks the message's row for its whole transaction, so it either
+    // committed before our update took the row, or waits and rolls up after us).
+    if !recorded.is_empty() {
         let mut conn = db.acquire().await?;
-        shared::delivery::rollup_messages(&mut conn, &ran_ahead).await?;
+        shared::delivery::rollup_messages(&mut conn, &recorded).await?;
     }
     Ok(())
 }
@@ -351,6 +357,12 @@ pub async fn record_failed(
         .bind(dsn)
         .execute(&mut *tx)
         .await?;
+        // Wakes `Prefer: wait` requests at commit (shared::notify).
+        sqlx::query("select pg_notify($1, $2::text)")
+            .bind(shared::notify::MESSAGE_STATUS_CHANNEL)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
     }
     tx.commit().await?;
     Ok(())

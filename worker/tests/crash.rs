@@ -191,6 +191,40 @@ async fn sigkilled_workers_lose_nothing_and_send_nothing_twice() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The follower records every delivery; then each message must have followed its only
+    // recipient to `sent`, whatever order the kills left the worker's and the follower's
+    // commits in (docs/DELIVERY.md, "Message status").
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "select count(*) from recipients where status in ('pending', 'deferred')",
+        )
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{open} recipients never got a final status"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let behind: i64 = sqlx::query_scalar(
+        "select count(*) from messages m
+          where m.status in ('pending', 'submitted')
+            and not exists (select 1 from recipients r
+                             where r.message_id = m.id and r.status in ('pending', 'deferred'))",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(behind, 0, "messages left behind their recipients");
+    let sent: i64 = sqlx::query_scalar("select count(*) from messages where status = 'sent'")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(sent, MESSAGES as i64);
     worker.kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let counts_after = sink_counts(&sink_dir, since, &domain);

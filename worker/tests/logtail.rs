@@ -876,3 +876,108 @@ async fn log_line_to_status_latency() {
         samples[samples.len() - 1]
     );
 }
+
+/// Sessions of this test's database waiting for a row lock.
+async fn lock_waiters(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("pg_stat_activity")
+}
+
+/// The race of issue 22, made deterministic: Postfix delivers and logs a message before the
+/// worker's `submitted` record commits. A gate holds a key-share lock on the message's row (as a
+/// follower inserting the message's events does) so that the worker's record takes its snapshot
+/// first and waits; the follower then applies the delivery line; the gate opens. Whatever order the two commit in, the message must end `sent` like its only
+/// recipient. (Before the fix the follower committed without waiting, skipped the roll-up of a
+/// message still `pending`, and the worker's record, blind to that commit, left it `submitted`
+/// for ever.)
+#[tokio::test]
+async fn the_message_follows_its_recipients_whoever_commits_last() {
+    let (url, pool) = fresh_database().await;
+    let dir = TempDir::new();
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "insert into messages (id, from_email, from_domain, status, rfc_message_id, payload,
+                               size_bytes, claimed_by, claimed_until, send_started_at)
+         values ($1, 'alice@mailapi.test', 'mailapi.test', 'pending', $2, '{}', 100, 'w1',
+                 now() + interval '5 minutes', now())",
+    )
+    .bind(id)
+    .bind(mid("external_ok"))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into recipients (message_id, email, domain, kind)
+         values ($1, 'carol@example.com', 'example.com', 'to')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    append(&dir.log(), EXTERNAL_OK);
+
+    let mut gate = PgConnection::connect(&url).await.unwrap();
+    sqlx::query("begin").execute(&mut gate).await.unwrap();
+    // KEY SHARE, the lock the follower's own foreign-key checks take (inserting the events of
+    // a message): it holds the worker's row lock back exactly as a follower mid-transaction
+    // does, while letting a follower that does not lock the message row through.
+    sqlx::query("select 1 from messages where id = $1 for key share")
+        .bind(id)
+        .execute(&mut gate)
+        .await
+        .unwrap();
+
+    let record = worker::claim::SubmittedRecord {
+        id,
+        queue_id: Some("4jYHLY3rhwz5n8M".to_owned()),
+        reply: "250 2.0.0 Ok: queued as 4jYHLY3rhwz5n8M".to_owned(),
+    };
+    let worker_pool = pool.clone();
+    let worker = tokio::spawn(async move {
+        worker::claim::record_submitted_many(&worker_pool, "w1", &[record]).await
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lock_waiters(&pool).await < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker's record never reached the gate"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    let log = dir.log();
+    let follower_url = url.clone();
+    let follower = tokio::spawn(async move {
+        let mut conn = PgConnection::connect(&follower_url).await.unwrap();
+        let mut follower = Follower::load(&mut conn, &log, "test").await.unwrap();
+        follower.ingest_available(&mut conn).await.map(|s| s.lines)
+    });
+    // The follower either finishes (it does not wait for the message's row) or queues behind
+    // the gate too; either way it has done all it can before the gate opens.
+    while !follower.is_finished() && lock_waiters(&pool).await < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the follower neither finished nor waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    eprintln!(
+        "DEBUG follower finished={} waiters={}",
+        follower.is_finished(),
+        lock_waiters(&pool).await
+    );
+    let st: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as("select state, wait_event_type, left(query, 60) from pg_stat_activity where datname = current_database()").fetch_all(&pool).await.unwrap();
+    eprintln!("DEBUG {st:?}");
+    sqlx::query("commit").execute(&mut gate).await.unwrap();
+
+    worker.await.unwrap().expect("the worker's record commits");
+    assert_eq!(follower.await.unwrap().expect("the follower commits"), 5);
+    let r = recipient(&pool, id, "carol@example.com").await;
+    assert_eq!(r.0, "sent");
+    assert_eq!(message_status(&pool, id).await, ("sent".to_owned(), true));
+}
