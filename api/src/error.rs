@@ -54,8 +54,14 @@ pub enum ApiError {
     },
     #[error("A required service is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
-    #[error("Failed to send email")]
-    SendFailed(#[source] anyhow::Error),
+    /// The MTA refused the message for good at submission; only answered to a request that
+    /// waited for the submission (`Prefer: wait`). The reply is the client's business, not an
+    /// internal detail: it says why.
+    #[error("Failed to send email: the mail server refused it: {reply}")]
+    SendFailed {
+        message_id: uuid::Uuid,
+        reply: String,
+    },
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
     /// The mailbox server failed, timed out or could not be reached.
@@ -100,7 +106,7 @@ impl ApiError {
             Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            SendFailed(_) | Internal(_) | ImapError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SendFailed { .. } | Internal(_) | ImapError(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -123,7 +129,7 @@ impl ApiError {
             UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             RateLimited { .. } => "RATE_LIMITED",
             Unavailable(_) => "SERVICE_UNAVAILABLE",
-            SendFailed(_) => "SEND_FAILED",
+            SendFailed { .. } => "SEND_FAILED",
             Internal(_) => "INTERNAL_ERROR",
             ImapError(_) => "IMAP_ERROR",
         }
@@ -149,10 +155,7 @@ impl IntoResponse for ApiError {
         if status.is_server_error() {
             // Logged once, here, with the whole cause chain; the client sees only the code.
             let cause = match &self {
-                ApiError::Unavailable(e)
-                | ApiError::SendFailed(e)
-                | ApiError::Internal(e)
-                | ApiError::ImapError(e) => {
+                ApiError::Unavailable(e) | ApiError::Internal(e) | ApiError::ImapError(e) => {
                     format!("{e:#}")
                 }
                 _ => String::new(),
@@ -163,6 +166,9 @@ impl IntoResponse for ApiError {
             json!({ "success": false, "error": self.code(), "message": self.to_string() });
         if let ApiError::Invalid { field: Some(f), .. } = &self {
             body["field"] = json!(f);
+        }
+        if let ApiError::SendFailed { message_id, .. } = &self {
+            body["message_id"] = json!(message_id);
         }
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited {

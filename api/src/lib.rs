@@ -6,7 +6,8 @@
 //! wraps axum's extractors so their rejections do too; [`tokens`] is token storage shared with the
 //! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does; [`imap`] is
 //! the pool of Dovecot sessions the mailbox routes read through; [`send`] accepts messages;
-//! [`trace`] makes the OpenTelemetry span of each request.
+//! [`trace`] makes the OpenTelemetry span of each request; [`notify`] is the one `LISTEN`
+//! connection that wakes requests waiting on a message.
 
 pub mod access;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod error;
 pub mod extract;
 pub mod imap;
+pub mod notify;
 pub mod ratelimit;
 pub mod routes;
 pub mod send;
@@ -70,8 +72,13 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         tracer.clone(),
         settings.accept_batch_in_flight,
     );
+    let notifications = notify::Notifications::new(
+        settings.database_url.clone(),
+        shared::notify::MESSAGE_STATUS_CHANNEL,
+    );
     Ok(AppState {
         inner: Arc::new(Inner {
+            notifications,
             settings,
             db,
             redis,
@@ -96,6 +103,14 @@ pub async fn run(
     let tracer = state.tracer.clone();
     let flusher = tokio::spawn(auth::run_last_used_flusher(state.clone(), shutdown.clone()));
     let housekeeping = tokio::spawn(ratelimit::housekeeping(state.clone()));
+    // Requests held by `Prefer: wait` answer at once when shutdown starts, so the drain below
+    // is not held up by them.
+    let notifications = state.notifications.clone();
+    let closing = shutdown.clone();
+    tokio::spawn(async move {
+        closing.cancelled().await;
+        notifications.close();
+    });
     let app = routes::router(state);
     tracing::info!(addr = %listener.local_addr()?, "mailapi-api listening");
     // Responses go out at once: without TCP_NODELAY a response written in two parts can wait

@@ -28,6 +28,8 @@ pub struct Inner {
     pub imap: crate::imap::ImapPool,
     /// Stores accepted messages (without an idempotency key) many per statement.
     pub accepter: crate::send::accept::Accepter,
+    /// The process's one `LISTEN` connection, for requests that wait on a message.
+    pub notifications: crate::notify::Notifications,
     /// Request spans and their children; disabled unless `MAILAPI_OTLP_ENDPOINT` is set.
     pub tracer: shared::telemetry::Tracer,
 }

@@ -5,8 +5,10 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shared::jobs::SendJob;
@@ -25,6 +27,7 @@ use crate::send::enqueue::enqueue;
 use crate::send::idempotency::{self, IdempotencyKey, Previous};
 use crate::send::request::SendRequest;
 use crate::send::store::{self, NewMessage};
+use crate::send::wait::{self, Settled};
 use crate::state::AppState;
 use crate::time;
 
@@ -44,17 +47,21 @@ const HEADER_ALLOWANCE: usize = 4096;
     post,
     path = "/api/v1/mail/send",
     tag = "mail",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h instead of sending again")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h instead of sending again"),
+        ("Prefer" = Option<String>, Header, description = "RFC 7240. `wait=N` holds the answer until the MTA has queued the message (at most N seconds, capped at 30): the answer then has `status: submitted` and the MTA's `queue_id`, with `Preference-Applied: wait=N`. A permanent refusal at submission answers 500 `SEND_FAILED` with the MTA's reply; when the time runs out the answer is the usual `pending` one. Malformed or unknown preferences are ignored."),
+    ),
     request_body = SendRequest,
-    responses((status = 202, description = "Accepted: {success, message_id, status, recipients}", body = bodies::Accepted), (status = 403, description = "DOMAIN_NOT_ALLOWED or SENDER_NOT_AUTHORIZED", body = ErrorBody), (status = 422, description = "IDEMPOTENCY_KEY_REUSED with another body", body = ErrorBody))
+    responses((status = 202, description = "Accepted: {success, message_id, status, queue_id, recipient_count}. `status` is `pending` and `queue_id` null unless the request waited (`Prefer: wait`)", body = bodies::Accepted), (status = 403, description = "DOMAIN_NOT_ALLOWED or SENDER_NOT_AUTHORIZED", body = ErrorBody), (status = 422, description = "IDEMPOTENCY_KEY_REUSED with another body", body = ErrorBody), (status = 500, description = "SEND_FAILED (only with `Prefer: wait`): the MTA refused the message; `message` has its reply and `message_id` the stored message", body = ErrorBody))
 )]
 async fn send(
     State(state): State<AppState>,
     Auth(p): Auth,
     headers: HeaderMap,
     body: Bytes,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let key = IdempotencyKey::from_headers(&headers, &body)?;
+    let wait = wait::requested(&headers);
     let request: SendRequest = parse_json(&body)?;
     let message = request.validate(state.settings.limits.max_recipients)?;
 
@@ -125,7 +132,7 @@ async fn send(
             let mut tx = state.db.begin().await?;
             if let Previous::Replay(stored) = idempotency::check(&mut tx, key, p.token_id).await? {
                 tx.rollback().await?;
-                return Ok((StatusCode::ACCEPTED, JsonResponse(stored)));
+                return replay(&state, stored, wait).await;
             }
             let status = state
                 .tracer
@@ -136,7 +143,7 @@ async fn send(
                 )
                 .await?
                 .remove(0);
-            let response = store::accepted_response(id, &status, recipient_count);
+            let response = store::accepted_response(id, &status, None, recipient_count);
             let expires = Utc::now()
                 + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
                     .unwrap_or(chrono::Duration::hours(24));
@@ -155,9 +162,66 @@ async fn send(
             status
         }
     };
-    let response = store::accepted_response(id, &status, recipient_count);
     metrics::counter!(shared::metrics::MESSAGES_ACCEPTED).increment(1);
-    Ok((StatusCode::ACCEPTED, JsonResponse(response)))
+    answer(&state, id, status, recipient_count, wait).await
+}
+
+/// The 202, at once or (with `Prefer: wait`) once the message is submitted; see [`wait`].
+async fn answer(
+    state: &AppState,
+    id: Uuid,
+    status: String,
+    recipient_count: usize,
+    wait: Option<Duration>,
+) -> ApiResult<Response> {
+    let Some(wait) = wait else {
+        let body = store::accepted_response(id, &status, None, recipient_count);
+        return Ok((StatusCode::ACCEPTED, JsonResponse(body)).into_response());
+    };
+    // Only a message waiting for the MTA is worth waiting for.
+    let (status, queue_id) = if status == "pending" {
+        match wait::until_submitted(state, id, wait).await {
+            Ok(Settled::Status { status, queue_id }) => (status, queue_id),
+            Ok(Settled::Failed { reply }) => {
+                let e = ApiError::SendFailed {
+                    message_id: id,
+                    reply,
+                };
+                return Ok(with_applied(e.into_response(), wait));
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        (status, None)
+    };
+    let body = store::accepted_response(id, &status, queue_id.as_deref(), recipient_count);
+    let response = (StatusCode::ACCEPTED, JsonResponse(body)).into_response();
+    Ok(with_applied(response, wait))
+}
+
+/// The stored answer of an earlier request with the same `Idempotency-Key`; with
+/// `Prefer: wait`, brought up to date the same way a first answer would be.
+async fn replay(state: &AppState, stored: Value, wait: Option<Duration>) -> ApiResult<Response> {
+    let id = stored["message_id"]
+        .as_str()
+        .and_then(|s| Uuid::parse_str(s).ok());
+    let (Some(id), Some(wait)) = (id, wait) else {
+        return Ok((StatusCode::ACCEPTED, JsonResponse(stored)).into_response());
+    };
+    let status = stored["status"].as_str().unwrap_or("pending").to_owned();
+    let count = stored["recipient_count"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or_default();
+    answer(state, id, status, count, Some(wait)).await
+}
+
+fn with_applied(mut response: Response, wait: Duration) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [wait::applied(wait), wait::vary()] {
+        headers.insert(name, value);
+    }
+    response
 }
 
 #[derive(sqlx::FromRow)]

@@ -5,7 +5,8 @@
 //! [`shared::outgoing::OutgoingMessage`]; [`store`] writes the message, its recipients, its
 //! first event and the idempotency record; [`idempotency`] replays or refuses repeated keys;
 //! [`enqueue`] adds the stream entry; [`accept`] group-commits concurrent requests' messages
-//! and adds their entries; [`domains`] caches which sending domains are active.
+//! and adds their entries; [`domains`] caches which sending domains are active; [`wait`] holds
+//! the answer until the submission when the client sends `Prefer: wait`.
 
 pub mod accept;
 pub mod domains;
@@ -13,3 +14,4 @@ pub mod enqueue;
 pub mod idempotency;
 pub mod request;
 pub mod store;
+pub mod wait;

@@ -22,12 +22,17 @@ pub struct NewMessage {
 }
 
 /// What `POST /mail/send` answers; stored with the idempotency key so a replay is identical.
-pub fn accepted_response(id: Uuid, status: &str, recipient_count: usize) -> Value {
+pub fn accepted_response(
+    id: Uuid,
+    status: &str,
+    queue_id: Option<&str>,
+    recipient_count: usize,
+) -> Value {
     json!({
         "success": true,
         "message_id": id,
         "status": status,
-        "queue_id": null,
+        "queue_id": queue_id,
         "recipient_count": recipient_count,
     })
 }
