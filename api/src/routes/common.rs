@@ -48,7 +48,6 @@ pub struct Page {
 
 impl Page {
     /// `(limit, offset)`: `limit` defaults to 50 and is capped at 200; `offset` defaults to 0.
-    /// An offset too large for any list is kept as the largest one (an empty page).
     pub fn resolve(&self) -> ApiResult<(i64, i64)> {
         let limit = match self.limit.as_deref() {
             None => DEFAULT_PAGE_SIZE,
@@ -72,7 +71,6 @@ impl Page {
 
 enum Whole {
     Zero,
-    /// Saturated at `i64::MAX`: every value that large means "past the end" anyway.
     Positive(i64),
 }
 
@@ -92,7 +90,10 @@ fn whole_number(raw: &str, param: &str) -> ApiResult<Whole> {
             format!("must be a whole number, not {raw:?}"),
         ));
     }
-    let value = digits.parse::<i64>().unwrap_or(i64::MAX);
+    // The document's int64: a value past it is refused like any other out-of-range value.
+    let value = digits
+        .parse::<i64>()
+        .map_err(|_| ApiError::validation(param, format!("must be at most {}", i64::MAX)))?;
     Ok(if value == 0 {
         Whole::Zero
     } else {
@@ -345,11 +346,7 @@ mod tests {
         assert_eq!(page(Some("500"), Some("10")).unwrap(), (200, 10));
         assert_eq!(page(Some("+7"), None).unwrap(), (7, 0));
         assert_eq!(
-            page(
-                Some("99999999999999999999999"),
-                Some("99999999999999999999999")
-            )
-            .unwrap(),
+            page(Some("9223372036854775807"), Some("9223372036854775807")).unwrap(),
             (200, i64::MAX)
         );
     }
@@ -365,6 +362,8 @@ mod tests {
             (None, Some("-1"), "offset"),
             (None, Some("x"), "offset"),
             (None, Some("-"), "offset"),
+            (Some("9223372036854775808"), None, "limit"),
+            (None, Some("9223372036854775808"), "offset"),
         ] {
             assert_eq!(
                 field(page(limit, offset)).as_deref(),

@@ -151,7 +151,7 @@ async fn list_messages(
 struct FolderQuery {
     /// Folder name, `/` between levels (default `INBOX`). One that does not exist is a 400
     /// `INVALID_FOLDER`, as the spec has it.
-    #[param(value_type = Option<Folder>)]
+    #[param(value_type = Option<Folder>, inline)]
     folder: Option<String>,
 }
 
@@ -262,12 +262,12 @@ text!(
 struct SearchQuery {
     /// The text to find: 2 to 512 characters, at least 2 of them not blank, no control
     /// characters.
-    #[param(required = true, value_type = SearchText)]
+    #[param(required = true, value_type = SearchText, inline)]
     q: Option<String>,
     /// Beyond the spec: where to look, a comma-separated list of `subject`, `from` and `body`
     /// (default all three).
     #[serde(rename = "in")]
-    #[param(value_type = Option<SearchFields>)]
+    #[param(value_type = Option<SearchFields>, inline)]
     fields: Option<String>,
 }
 
@@ -324,12 +324,25 @@ async fn search(
     }))
 }
 
+text!(
+    FlagName,
+    "`\\Seen` or `\\Flagged` (any case; the backslash may be left out).",
+    Text {
+        pattern: Some(r"^\\*([Ss][Ee][Ee][Nn]|[Ff][Ll][Aa][Gg][Gg][Ee][Dd])$"),
+        ..Text::default()
+    }
+);
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FlagsRequest {
+    /// Flags to set.
     #[serde(default)]
+    #[schema(value_type = Vec<FlagName>)]
     add: Vec<String>,
+    /// Flags to clear.
     #[serde(default)]
+    #[schema(value_type = Vec<FlagName>)]
     remove: Vec<String>,
 }
 
@@ -378,6 +391,8 @@ async fn set_flags(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MoveRequest {
+    /// An existing folder (one that does not exist is a 400 `INVALID_FOLDER`).
+    #[schema(value_type = Folder)]
     to_folder: String,
 }
 

@@ -44,7 +44,7 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 struct ListQuery {
     /// The sending domain whose list to show (required unless the token is an admin's).
-    #[param(value_type = Option<Domain>)]
+    #[param(value_type = Option<Domain>, inline)]
     domain: Option<String>,
 }
 

@@ -29,16 +29,16 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 struct DeliveryQuery {
     /// ISO 8601 date (`2024-01-20`) or date-time (default: 7 days before `end_date`).
-    #[param(value_type = Option<DateParam>)]
+    #[param(value_type = Option<DateParam>, inline)]
     start_date: Option<String>,
     /// ISO 8601 date (the whole day) or date-time (default: now).
-    #[param(value_type = Option<DateParam>)]
+    #[param(value_type = Option<DateParam>, inline)]
     end_date: Option<String>,
     /// A sender address or a sending domain.
-    #[param(value_type = Option<SenderParam>)]
+    #[param(value_type = Option<SenderParam>, inline)]
     sender: Option<String>,
     /// `day` (default), `hour` or `domain`.
-    #[param(value_type = Option<GroupByParam>)]
+    #[param(value_type = Option<GroupByParam>, inline)]
     group_by: Option<String>,
 }
 

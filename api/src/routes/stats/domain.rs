@@ -29,10 +29,10 @@ const TOP: usize = 10;
 #[into_params(parameter_in = Query)]
 struct RangeQuery {
     /// ISO 8601 date (`2024-01-20`) or date-time (default: 7 days before `end_date`).
-    #[param(value_type = Option<DateParam>)]
+    #[param(value_type = Option<DateParam>, inline)]
     start_date: Option<String>,
     /// ISO 8601 date (the whole day) or date-time (default: now).
-    #[param(value_type = Option<DateParam>)]
+    #[param(value_type = Option<DateParam>, inline)]
     end_date: Option<String>,
 }
 
