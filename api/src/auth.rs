@@ -25,7 +25,20 @@ use crate::state::AppState;
 
 pub const TOKEN_HEADER: &str = "x-mailapi-token";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `admin` (every endpoint, every mailbox) or `user` (one mailbox and its grants).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+    sqlx::Type,
+)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum TokenType {
     Admin,
     User,

@@ -4,7 +4,8 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+
+use crate::routes::common::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -162,14 +163,21 @@ impl IntoResponse for ApiError {
             };
             tracing::error!(code = self.code(), %status, cause, "request failed");
         }
-        let mut body =
-            json!({ "success": false, "error": self.code(), "message": self.to_string() });
-        if let ApiError::Invalid { field: Some(f), .. } = &self {
-            body["field"] = json!(f);
-        }
-        if let ApiError::SendFailed { message_id, .. } = &self {
-            body["message_id"] = json!(message_id);
-        }
+        let field = match &self {
+            ApiError::Invalid { field, .. } => field.clone(),
+            _ => None,
+        };
+        let message_id = match &self {
+            ApiError::SendFailed { message_id, .. } => Some(*message_id),
+            _ => None,
+        };
+        let body = ErrorBody {
+            success: false,
+            error: self.code(),
+            message: self.to_string(),
+            field,
+            message_id,
+        };
         let mut response = (status, Json(body)).into_response();
         if let ApiError::RateLimited {
             retry_after_secs, ..

@@ -8,19 +8,25 @@ use sqlx::PgPool;
 use crate::auth::TokenType;
 
 /// A token as listed: never the secret, only its display prefix.
-#[derive(Debug, Serialize, sqlx::FromRow)]
+#[derive(Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: i64,
+    /// The secret's first characters, to tell tokens apart.
+    #[schema(example = "Bxe2GOed")]
     pub token_prefix: String,
-    pub token_type: String,
+    pub token_type: TokenType,
+    /// The mailbox a user token is bound to; `null` for an admin token.
+    #[schema(required = true, format = Email)]
     pub email: Option<String>,
     pub name: String,
     pub is_active: bool,
     #[serde(with = "crate::time")]
     pub created_at: DateTime<Utc>,
     #[serde(with = "crate::time::option")]
+    #[schema(required = true)]
     pub last_used_at: Option<DateTime<Utc>>,
     #[serde(with = "crate::time::option")]
+    #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
 }
 

@@ -433,14 +433,73 @@ async fn message_list_pages_newest_first() {
     assert!(messages(&past).is_empty());
     assert_eq!(past["total"], 7);
 
-    for bad in ["limit=0", "limit=201", "offset=-1", "limit=abc"] {
-        assert_error(
+    for (bad, field) in [
+        ("limit=0", "limit"),
+        ("limit=-3", "limit"),
+        ("offset=-1", "offset"),
+        ("limit=abc", "limit"),
+        ("offset=1.5", "offset"),
+    ] {
+        let body = assert_error(
             f.get(&format!("{base}?{bad}"), &f.alice_token).await,
             400,
             "VALIDATION_ERROR",
         )
         .await;
+        assert_eq!(body["field"], field, "{bad}: {body}");
     }
+}
+
+/// The spec's "max 200": with more messages than that in the folder, `limit=500` is capped to a
+/// page of 200 (listing and search), not refused.
+#[tokio::test]
+async fn pages_are_capped_at_200() {
+    let f = Fixture::new().await;
+    const STORED: u32 = 210;
+    let mut s = imap_as(&f.alice).await;
+    for i in 1..=STORED {
+        s.append("INBOX", None, None, &plain_message(&f.alice, i % 60))
+            .await
+            .expect("APPEND");
+    }
+    s.logout().await.ok();
+
+    let list = f
+        .get_json(
+            &format!("/mailbox/{}/messages?limit=500", f.alice),
+            &f.alice_token,
+        )
+        .await;
+    assert_eq!(list["total"], STORED);
+    assert_eq!(list["limit"], 200);
+    assert_eq!(messages(&list).len(), 200);
+    let rest = f
+        .get_json(
+            &format!("/mailbox/{}/messages?limit=500&offset=200", f.alice),
+            &f.alice_token,
+        )
+        .await;
+    assert_eq!(messages(&rest).len(), (STORED - 200) as usize);
+
+    let found = f
+        .get_json(
+            &format!("/mailbox/{}/search?q=Plain%20body&limit=500", f.alice),
+            &f.alice_token,
+        )
+        .await;
+    assert_eq!(found["total"], STORED);
+    assert_eq!(messages(&found).len(), 200);
+    let body = assert_error(
+        f.get(
+            &format!("/mailbox/{}/search?q=Plain%20body&offset=-1", f.alice),
+            &f.alice_token,
+        )
+        .await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+    assert_eq!(body["field"], "offset", "{body}");
 }
 
 #[tokio::test]

@@ -299,7 +299,8 @@ fn asset_refs(html: &str) -> Vec<String> {
 }
 
 /// schemathesis from PyPI against the live document with an admin token: every operation,
-/// the IMAP and stats ones included, with at most 20 generated cases each.
+/// the IMAP and stats ones included, with every check (positive and negative data, response
+/// schemas, status codes, content types...) and 15 generated cases per operation and phase.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let version = tokio::process::Command::new("python3")
@@ -355,27 +356,98 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             .unwrap();
     }
     append_message(&email).await;
-    let config = std::env::temp_dir().join(format!("schemathesis-{domain}.toml"));
-    std::fs::write(
-        &config,
-        format!("[parameters]\n\"path.email\" = \"{email}\"\n"),
-    )
-    .unwrap();
-    let config = config.display().to_string();
+    let write = |name: &str, text: String| {
+        let path = std::env::temp_dir().join(format!("schemathesis-{domain}-{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let everything = write("all", EXEMPTIONS.to_owned());
+    // The mailbox run names the fuzz mailbox and its INBOX: random addresses and folders only
+    // ever reach MAILBOX_NOT_FOUND and INVALID_FOLDER.
+    let mailbox = write(
+        "mailbox",
+        format!(
+            "[parameters]\n\"path.email\" = \"{email}\"\n\"query.folder\" = \"INBOX\"\n\n{EXEMPTIONS}"
+        ),
+    );
 
     let url = app.url("/openapi.json");
+    let started = std::time::Instant::now();
     // Revoking a token is run apart, last: the stateful phase learns the calling token's id from
     // `GET /tokens/me` and would otherwise revoke it mid-run, leaving the rest testing 401s.
     const REVOKE: &str = "DELETE /api/v1/tokens/{id}";
-    let main = schemathesis(&url, &token, &config, &["--exclude-name", REVOKE]).await;
+    let main = schemathesis(
+        &url,
+        &token,
+        &everything,
+        "all",
+        &["--exclude-name", REVOKE],
+    )
+    .await;
     eprintln!("{main}");
+    // A revoked token shows as operations answering only 401. (Schemathesis also files an
+    // operation answering only 403 under "Authentication failed": POST /mail/send from the
+    // random domains it generates is 403 DOMAIN_NOT_ALLOWED, which is right.)
     assert!(
-        !main.contains("Authentication failed"),
+        !main.contains("401 Unauthorized ("),
         "the token stopped working mid-run:\n{main}"
     );
-    schemathesis(&url, &token, &config, &["--include-name", REVOKE]).await;
-    let _ = std::fs::remove_file(&config);
+    // Negative data is left out here: schemathesis would report its negative `email` values as
+    // accepted, though the request carried the pinned address (the first run has them).
+    let checks = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                  response_headers_conformance,response_schema_conformance,\
+                  positive_data_acceptance,missing_required_header,unsupported_method,\
+                  allow_header_conformance,use_after_free,ensure_resource_availability,\
+                  ignored_auth";
+    let inbox = schemathesis(
+        &url,
+        &token,
+        &mailbox,
+        checks,
+        &["--include-path-regex", "^/api/v1/mailbox/"],
+    )
+    .await;
+    eprintln!("{inbox}");
+    schemathesis(
+        &url,
+        &token,
+        &everything,
+        "all",
+        &["--include-name", REVOKE],
+    )
+    .await;
+    eprintln!("schemathesis took {:?} in all", started.elapsed());
+    for config in [everything, mailbox] {
+        let _ = std::fs::remove_file(config);
+    }
 }
+
+/// Operations where a request the document calls valid can still get a 400, because the rule
+/// depends on another value in a way JSON Schema cannot state; each is documented in words.
+const EXEMPTIONS: &str = r#"
+# The mailbox address must be in the domain (signup: the body's; users: the path's).
+[[operations]]
+include-name = "POST /api/v1/auth/signup"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-name = "POST /api/v1/domains/{domain}/users"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# The period: end after start, at most 366 days, relative to the clock when one is left out.
+[[operations]]
+include-name = "GET /api/v1/stats/delivery"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-name = "GET /api/v1/stats/domain/{domain}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# The destination must be an existing folder of the mailbox (the spec's INVALID_FOLDER).
+[[operations]]
+include-name = "POST /api/v1/mailbox/{email}/messages/{uid}/move"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+"#;
 
 /// A message with an attachment in the mailbox's INBOX (UID 1), appended as the master user.
 async fn append_message(email: &str) {
@@ -437,8 +509,15 @@ impl Drop for MainDbDomain {
     }
 }
 
-/// Runs schemathesis and fails the test on any failure; returns its report.
-async fn schemathesis(url: &str, token: &str, config: &str, select: &[&str]) -> String {
+/// Runs schemathesis (15 cases per operation and phase, one worker) and fails the test on any
+/// failure; returns its report.
+async fn schemathesis(
+    url: &str,
+    token: &str,
+    config: &str,
+    checks: &str,
+    select: &[&str],
+) -> String {
     let header = format!("X-MAILAPI-TOKEN: {token}");
     // Through python3, the interpreter deploy/test.sh installs it into, whatever PATH holds.
     let mut args = vec![
@@ -452,13 +531,16 @@ async fn schemathesis(url: &str, token: &str, config: &str, select: &[&str]) -> 
         "-H",
         &header,
         "--checks",
-        "not_a_server_error,response_schema_conformance",
+        checks,
         "--max-examples",
-        "20",
+        "15",
         "--seed",
         "1",
+        // One worker: with two threads, hypothesis's lambda descriptions sometimes trip
+        // CPython 3.11's "AST constructor recursion depth mismatch" (a crash in the tool, not
+        // a finding); one worker costs a few seconds here.
         "--workers",
-        "2",
+        "1",
         "--request-timeout",
         "30",
         "--generation-database",

@@ -7,8 +7,8 @@ use super::mutf7;
 
 /// Longest folder name accepted; Dovecot's own limit is larger, this keeps commands small.
 const MAX_FOLDER_CHARS: usize = 255;
-/// Longest search term accepted.
-const MAX_TERM_BYTES: usize = 512;
+/// Longest search term accepted, in characters (at most 2 KiB in a command).
+const MAX_TERM_CHARS: usize = 512;
 
 /// Why an argument was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +95,7 @@ impl SearchTerm {
         if text.is_empty() {
             return Err(ArgError::Empty);
         }
-        if text.len() > MAX_TERM_BYTES {
+        if text.chars().count() > MAX_TERM_CHARS {
             return Err(ArgError::TooLong);
         }
         if text.chars().any(char::is_control) {

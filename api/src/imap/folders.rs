@@ -10,11 +10,14 @@ use super::error::ImapError;
 use super::raw::{self, Token};
 use super::session::MailSession;
 
-#[derive(Debug, Clone, Serialize)]
+/// A folder with its counts: messages, unread messages and bytes.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FolderInfo {
+    #[schema(example = "INBOX")]
     pub name: String,
     pub messages: u64,
     pub unread: u64,
+    /// Bytes.
     pub size: u64,
     /// `\Sent`, `\Trash`, ... (RFC 6154), when the server marks the folder.
     #[serde(skip)]

@@ -21,35 +21,53 @@ use super::error::ImapError;
 use super::session::MailSession;
 use super::summary::{Address, addresses, flags};
 
-#[derive(Debug, Serialize)]
+/// One whole message, decoded.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MessageDetail {
+    #[schema(minimum = 1, example = 1234)]
     pub uid: u32,
     pub folder: String,
+    /// The `Message-ID` header, with its angle brackets.
+    #[schema(required = true, example = "<abc123@example.com>")]
     pub message_id: Option<String>,
+    #[schema(required = true)]
     pub from: Option<Address>,
     pub to: Vec<Address>,
     pub cc: Vec<Address>,
     pub subject: String,
+    #[schema(required = true, format = DateTime)]
     pub date: Option<String>,
+    /// Top-level header fields, decoded; a field that occurs more than once has its values
+    /// joined by a line feed.
     pub headers: BTreeMap<String, String>,
     pub body: Body,
     pub attachments: Vec<AttachmentInfo>,
     pub flags: Vec<String>,
+    /// Bytes, as stored.
     pub size: usize,
 }
 
-#[derive(Debug, Serialize)]
+/// The text and HTML bodies, converted to UTF-8; `null` when the message has no such part.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Body {
+    #[schema(required = true)]
     pub text: Option<String>,
+    #[schema(required = true)]
     pub html: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// An attachment's metadata; `index` is what the download takes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AttachmentInfo {
     pub index: usize,
+    #[schema(required = true, example = "agenda.pdf")]
     pub filename: Option<String>,
+    #[schema(example = "application/pdf")]
     pub content_type: String,
+    /// Bytes, decoded.
     pub size: usize,
+    /// The `Content-ID` without its angle brackets, for inline parts.
+    #[schema(required = true)]
     pub content_id: Option<String>,
 }
 

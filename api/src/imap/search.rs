@@ -53,13 +53,19 @@ impl Fields {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One message a search found.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SearchHit {
+    #[schema(minimum = 1)]
     pub uid: u32,
     pub folder: String,
+    #[schema(required = true)]
     pub from: Option<Address>,
     pub subject: String,
+    #[schema(required = true, format = DateTime)]
     pub date: Option<String>,
+    /// Up to 160 characters of the text around the first match, "..." where cut.
+    #[schema(example = "...discuss the meeting agenda...")]
     pub snippet: String,
 }
 

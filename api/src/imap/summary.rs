@@ -13,21 +13,33 @@ use serde::Serialize;
 pub const SUMMARY_ITEMS: &str = "(UID FLAGS RFC822.SIZE INTERNALDATE BODYSTRUCTURE \
      BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])";
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+/// A mailbox from an address header: its display name, if any, and the address as written.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Address {
+    #[schema(required = true, example = "John Doe")]
     pub name: Option<String>,
+    #[schema(example = "john@example.com")]
     pub email: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One message as a folder listing shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MessageSummary {
+    #[schema(minimum = 1, example = 1234)]
     pub uid: u32,
+    /// The `Message-ID` header, with its angle brackets.
+    #[schema(required = true, example = "<abc123@example.com>")]
     pub message_id: Option<String>,
+    #[schema(required = true)]
     pub from: Option<Address>,
     pub to: Vec<Address>,
     pub subject: String,
+    /// The `Date` header, or the time the server received the message when it has none.
+    #[schema(required = true, format = DateTime)]
     pub date: Option<String>,
+    /// Bytes, as stored.
     pub size: u32,
+    /// IMAP flags such as `\Seen` and `\Flagged` (`\Recent` is left out).
     pub flags: Vec<String>,
     pub has_attachments: bool,
 }

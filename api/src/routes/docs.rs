@@ -4,7 +4,6 @@
 //! vendored by `utoipa-swagger-ui` and ReDoc is a pinned copy of the npm package `redoc` 2.5.4's
 //! standalone bundle, so neither the build nor a browser fetches anything from elsewhere.
 
-pub mod bodies;
 pub mod spec;
 
 use axum::Router;

@@ -11,20 +11,17 @@ mod verify;
 use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::json;
 use shared::address::DomainName;
+use utoipa::ToSchema;
 
 use crate::access::{Permission, require_admin, require_domain};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
-use crate::routes::tokens::Page;
+use crate::routes::common::{Domain, ErrorBody, Page};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -40,13 +37,61 @@ pub fn parse_domain(raw: &str) -> ApiResult<DomainName> {
     DomainName::parse(raw).map_err(|e| ApiError::validation("domain", e.to_string()))
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct PendingDomain {
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
+pub struct PendingDomain {
+    #[schema(example = "newdomain.com")]
     domain: String,
+    /// Always `false` here.
     active: bool,
     #[serde(with = "crate::time")]
     created: DateTime<Utc>,
+    /// Who signed the domain up.
+    #[schema(required = true, format = Email)]
     creator_email: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PendingList {
+    success: bool,
+    /// Every pending domain, not only this page's.
+    total: i64,
+    domains: Vec<PendingDomain>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Approved {
+    success: bool,
+    #[schema(example = "Domain newdomain.com has been approved and activated")]
+    message: String,
+    #[schema(value_type = String)]
+    domain: DomainName,
+    /// Always `true`.
+    active: bool,
+}
+
+/// The records a domain should publish, and a note on what comes next.
+#[derive(Serialize, ToSchema)]
+pub struct DnsRecords {
+    success: bool,
+    domain: String,
+    active: bool,
+    /// The DKIM selector, once approval has made the domain's key.
+    #[schema(required = true, example = "mail202611")]
+    dkim_selector: Option<String>,
+    /// Where bounces for the domain's mail go (the envelope sender's domain).
+    return_path_domain: String,
+    records: Vec<records::Expected>,
+    message: &'static str,
+}
+
+/// Each expected record beside what DNS answers.
+#[derive(Serialize, ToSchema)]
+pub struct DnsVerified {
+    success: bool,
+    domain: String,
+    /// True when every record is `ok`.
+    all_ok: bool,
+    records: Vec<verify::Checked>,
 }
 
 /// `GET /domains/pending` (admin): oldest first, `limit`/`offset` as every list.
@@ -55,13 +100,13 @@ struct PendingDomain {
     path = "/api/v1/domains/pending",
     tag = "domains",
     params(Page),
-    responses((status = 200, description = "{success, total, domains}", body = bodies::PendingList), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
+    responses((status = 200, description = "{success, total, domains}", body = PendingList), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
 )]
 async fn pending(
     State(state): State<AppState>,
     Auth(p): Auth,
     Query(page): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<PendingList>> {
     require_admin(&p)?;
     let (limit, offset) = page.resolve()?;
     let total: i64 = sqlx::query_scalar("select count(*) from domains where not active")
@@ -75,9 +120,11 @@ async fn pending(
     .bind(offset)
     .fetch_all(&state.db)
     .await?;
-    Ok(JsonResponse(
-        json!({ "success": true, "total": total, "domains": domains }),
-    ))
+    Ok(JsonResponse(PendingList {
+        success: true,
+        total,
+        domains,
+    }))
 }
 
 /// `POST /domains/{domain}/approve` (admin): `NOT_FOUND` for an unknown domain,
@@ -86,14 +133,14 @@ async fn pending(
     post,
     path = "/api/v1/domains/{domain}/approve",
     tag = "domains",
-    params(("domain" = String, Path, description = "Domain name")),
-    responses((status = 200, description = "{success, domain, ...}", body = bodies::Approved), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "DOMAIN_ALREADY_ACTIVE", body = ErrorBody))
+    params(("domain" = Domain, Path, description = "Domain name")),
+    responses((status = 200, description = "Approved and active", body = Approved), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "DOMAIN_ALREADY_ACTIVE", body = ErrorBody))
 )]
 async fn approve(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(raw): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<Approved>> {
     require_admin(&p)?;
     let domain = parse_domain(&raw)?;
     let row: Option<(bool, bool)> = sqlx::query_as(
@@ -145,12 +192,12 @@ async fn approve(
     // This process sends from it at once; others within MAILAPI_TOKEN_CACHE_TTL_MS.
     state.active_domains.forget(domain.as_str());
     tracing::info!(domain = %domain, "domain approved");
-    Ok(JsonResponse(json!({
-        "success": true,
-        "message": format!("Domain {domain} has been approved and activated"),
-        "domain": domain,
-        "active": true,
-    })))
+    Ok(JsonResponse(Approved {
+        success: true,
+        message: format!("Domain {domain} has been approved and activated"),
+        domain,
+        active: true,
+    }))
 }
 
 /// The records to publish for a domain the caller may manage.
@@ -191,29 +238,29 @@ async fn expected_records(
     get,
     path = "/api/v1/domains/{domain}/dns",
     tag = "domains",
-    params(("domain" = String, Path, description = "Domain name")),
-    responses((status = 200, description = "{success, domain, records, ...}", body = bodies::DnsRecords), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+    params(("domain" = Domain, Path, description = "Domain name")),
+    responses((status = 200, description = "The records to publish", body = DnsRecords), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn dns(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(raw): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<DnsRecords>> {
     let (d, selector, records) = expected_records(&state, &p, &raw).await?;
     let note = if selector.is_none() {
         "The DKIM record is listed once an admin approves the domain (approval creates its key)."
     } else {
         "Publish every record; POST /domains/{domain}/dns/verify checks them."
     };
-    Ok(JsonResponse(json!({
-        "success": true,
-        "domain": d.domain,
-        "active": d.active,
-        "dkim_selector": selector,
-        "return_path_domain": state.settings.bounce_domain,
-        "records": records,
-        "message": note,
-    })))
+    Ok(JsonResponse(DnsRecords {
+        success: true,
+        domain: d.domain,
+        active: d.active,
+        dkim_selector: selector,
+        return_path_domain: state.settings.bounce_domain.clone(),
+        records,
+        message: note,
+    }))
 }
 
 /// `POST /domains/{domain}/dns/verify` (`manage_domains`): each record ok, missing, wrong (or
@@ -222,23 +269,23 @@ async fn dns(
     post,
     path = "/api/v1/domains/{domain}/dns/verify",
     tag = "domains",
-    params(("domain" = String, Path, description = "Domain name")),
-    responses((status = 200, description = "{success, domain, verified, records}", body = bodies::DnsVerified), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+    params(("domain" = Domain, Path, description = "Domain name")),
+    responses((status = 200, description = "Each record's state in DNS", body = DnsVerified), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn verify_dns(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(raw): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<DnsVerified>> {
     let (d, _, expected) = expected_records(&state, &p, &raw).await?;
     let resolver =
         verify::resolver(state.settings.accounts.dns_resolver).map_err(ApiError::Unavailable)?;
     let checked = verify::check_all(&resolver, expected).await;
     let all_ok = checked.iter().all(|c| c.status == records::Status::Ok);
-    Ok(JsonResponse(json!({
-        "success": true,
-        "domain": d.domain,
-        "all_ok": all_ok,
-        "records": checked,
-    })))
+    Ok(JsonResponse(DnsVerified {
+        success: true,
+        domain: d.domain,
+        all_ok,
+        records: checked,
+    }))
 }

@@ -5,53 +5,84 @@
 use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
-use axum::response::IntoResponse;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::access::require_message_access;
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::ErrorBody;
 use crate::state::AppState;
-use crate::time;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/mail/{message_id}/events", get(events))
 }
 
-#[derive(sqlx::FromRow)]
-struct EventRow {
+/// Who recorded an event.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum EventSource {
+    /// The API, when it accepted the message.
+    Api,
+    /// The worker, from the SMTP submission.
+    Worker,
+    /// The MTA's delivery log.
+    Log,
+    /// A bounce report (DSN) that came back.
+    Dsn,
+}
+
+/// One status change of a message or of one of its recipients, with its evidence.
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Event {
     id: i64,
+    /// What happened: `accepted`, `submitted`, `delivered`, `bounced`...
     event: String,
+    /// The status it led to.
+    #[schema(required = true)]
     status: Option<String>,
+    /// The recipient it concerns; `null` for the message as a whole.
+    #[schema(required = true)]
     recipient: Option<String>,
+    #[schema(required = true)]
     dsn_code: Option<String>,
+    #[schema(required = true)]
     smtp_response: Option<String>,
-    source: String,
+    source: EventSource,
+    /// The raw evidence: the MTA's log line, the bounce report's fields.
+    #[schema(required = true)]
     evidence: Option<String>,
+    #[serde(serialize_with = "crate::time::serialize")]
     occurred_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventList {
+    success: bool,
+    message_id: Uuid,
+    total: usize,
+    events: Vec<Event>,
 }
 
 #[utoipa::path(
     get,
     path = "/api/v1/mail/{message_id}/events",
     tag = "mail",
-    params(("message_id" = String, Path, description = "Message id (UUID)")),
-    responses((status = 200, description = "{success, message_id, events}", body = bodies::EventList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
+    params(("message_id" = String, Path, format = Uuid, description = "Message id (UUID)")),
+    responses((status = 200, description = "The message's events, oldest first", body = EventList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn events(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(raw_id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<EventList>> {
     let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::MessageNotFound)?;
     require_message_access(&state.db, &p, id).await?;
-    let rows: Vec<EventRow> = sqlx::query_as(
+    let events: Vec<Event> = sqlx::query_as(
         "select e.id, e.event, e.status, r.email as recipient, e.dsn_code, e.smtp_response,
                 e.source, e.evidence, e.occurred_at
            from delivery_events e
@@ -62,26 +93,10 @@ async fn events(
     .bind(id)
     .fetch_all(&state.db)
     .await?;
-    let events: Vec<Value> = rows
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "event": e.event,
-                "status": e.status,
-                "recipient": e.recipient,
-                "dsn_code": e.dsn_code,
-                "smtp_response": e.smtp_response,
-                "source": e.source,
-                "evidence": e.evidence,
-                "occurred_at": time::format(&e.occurred_at),
-            })
-        })
-        .collect();
-    Ok(JsonResponse(json!({
-        "success": true,
-        "message_id": id,
-        "total": events.len(),
-        "events": events,
-    })))
+    Ok(JsonResponse(EventList {
+        success: true,
+        message_id: id,
+        total: events.len(),
+        events,
+    }))
 }

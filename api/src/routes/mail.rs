@@ -7,29 +7,25 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use std::time::Duration;
-
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
 use shared::jobs::SendJob;
 use shared::outgoing::rfc_message_id;
+use std::time::Duration;
 use uuid::Uuid;
 
 use crate::access::{may_send_as, require_message_access};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query, parse_json};
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
-use crate::routes::tokens::Page;
+use crate::routes::common::{ErrorBody, MessageStatus, Page};
 use crate::send::accept::{Accept, Failure};
 use crate::send::enqueue::enqueue;
 use crate::send::idempotency::{self, IdempotencyKey, Previous};
 use crate::send::request::SendRequest;
-use crate::send::store::{self, NewMessage};
+use crate::send::store::{self, NewMessage, SendResponse};
 use crate::send::wait::{self, Settled};
 use crate::state::AppState;
-use crate::time;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,11 +44,11 @@ const HEADER_ALLOWANCE: usize = 4096;
     path = "/api/v1/mail/send",
     tag = "mail",
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response for 24 h instead of sending again"),
-        ("Prefer" = Option<String>, Header, description = "RFC 7240. `wait=N` holds the answer until the MTA has queued the message (at most N seconds, capped at 30): the answer then has `status: submitted` and the MTA's `queue_id`, with `Preference-Applied: wait=N`. A permanent refusal at submission answers 500 `SEND_FAILED` with the MTA's reply; when the time runs out the answer is the usual `pending` one. Malformed or unknown preferences are ignored."),
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = "^[!-~]+$", description = "Replays the first response for 24 h instead of sending again (1-255 printable ASCII characters)"),
+        ("Prefer" = Option<String>, Header, description = "RFC 7240. `wait=N` holds the answer until the mail server has queued the message (at most N seconds, capped at 30): the answer then has `status: submitted` and the MTA's `queue_id`, with `Preference-Applied: wait=N`. A permanent refusal at submission answers 500 `SEND_FAILED` with the MTA's reply; when the time runs out the answer is the usual `pending` one. Malformed or unknown preferences are ignored."),
     ),
     request_body = SendRequest,
-    responses((status = 202, description = "Accepted: {success, message_id, status, queue_id, recipient_count}. `status` is `pending` and `queue_id` null unless the request waited (`Prefer: wait`)", body = bodies::Accepted), (status = 403, description = "DOMAIN_NOT_ALLOWED or SENDER_NOT_AUTHORIZED", body = ErrorBody), (status = 422, description = "IDEMPOTENCY_KEY_REUSED with another body", body = ErrorBody), (status = 500, description = "SEND_FAILED (only with `Prefer: wait`): the MTA refused the message; `message` has its reply and `message_id` the stored message", body = ErrorBody))
+    responses((status = 202, description = "Accepted: stored, and queued unless every recipient is suppressed. `status` is `pending` and `queue_id` null unless the request waited (`Prefer: wait`)", body = SendResponse), (status = 403, description = "DOMAIN_NOT_ALLOWED or SENDER_NOT_AUTHORIZED", body = ErrorBody), (status = 422, description = "IDEMPOTENCY_KEY_REUSED with another body", body = ErrorBody), (status = 500, description = "SEND_FAILED (only with `Prefer: wait`): the mail server refused the message; `message` has its reply and `message_id` the stored message", body = ErrorBody))
 )]
 async fn send(
     State(state): State<AppState>,
@@ -143,7 +139,7 @@ async fn send(
                 )
                 .await?
                 .remove(0);
-            let response = store::accepted_response(id, &status, None, recipient_count);
+            let response = store::accepted_response(id, &status, None, recipient_count)?;
             let expires = Utc::now()
                 + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
                     .unwrap_or(chrono::Duration::hours(24));
@@ -175,45 +171,49 @@ async fn answer(
     wait: Option<Duration>,
 ) -> ApiResult<Response> {
     let Some(wait) = wait else {
-        let body = store::accepted_response(id, &status, None, recipient_count);
+        let body = store::accepted_response(id, &status, None, recipient_count)?;
         return Ok((StatusCode::ACCEPTED, JsonResponse(body)).into_response());
     };
     // Only a message waiting for the MTA is worth waiting for.
     let (status, queue_id) = if status == "pending" {
-        match wait::until_submitted(state, id, wait).await {
-            Ok(Settled::Status { status, queue_id }) => (status, queue_id),
-            Ok(Settled::Failed { reply }) => {
+        match wait::until_submitted(state, id, wait).await? {
+            Settled::Status { status, queue_id } => (status, queue_id),
+            Settled::Failed { reply } => {
                 let e = ApiError::SendFailed {
                     message_id: id,
                     reply,
                 };
                 return Ok(with_applied(e.into_response(), wait));
             }
-            Err(e) => return Err(e),
         }
     } else {
         (status, None)
     };
-    let body = store::accepted_response(id, &status, queue_id.as_deref(), recipient_count);
+    let body = store::accepted_response(id, &status, queue_id.as_deref(), recipient_count)?;
     let response = (StatusCode::ACCEPTED, JsonResponse(body)).into_response();
     Ok(with_applied(response, wait))
 }
 
 /// The stored answer of an earlier request with the same `Idempotency-Key`; with
 /// `Prefer: wait`, brought up to date the same way a first answer would be.
-async fn replay(state: &AppState, stored: Value, wait: Option<Duration>) -> ApiResult<Response> {
-    let id = stored["message_id"]
-        .as_str()
-        .and_then(|s| Uuid::parse_str(s).ok());
-    let (Some(id), Some(wait)) = (id, wait) else {
-        return Ok((StatusCode::ACCEPTED, JsonResponse(stored)).into_response());
-    };
-    let status = stored["status"].as_str().unwrap_or("pending").to_owned();
-    let count = stored["recipient_count"]
-        .as_u64()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or_default();
-    answer(state, id, status, count, Some(wait)).await
+async fn replay(
+    state: &AppState,
+    stored: SendResponse,
+    wait: Option<Duration>,
+) -> ApiResult<Response> {
+    match wait {
+        None => Ok((StatusCode::ACCEPTED, JsonResponse(stored)).into_response()),
+        Some(wait) => {
+            answer(
+                state,
+                stored.message_id,
+                stored.status.as_str().to_owned(),
+                stored.recipient_count,
+                Some(wait),
+            )
+            .await
+        }
+    }
 }
 
 fn with_applied(mut response: Response, wait: Duration) -> Response {
@@ -226,20 +226,75 @@ fn with_applied(mut response: Response, wait: Duration) -> Response {
 
 #[derive(sqlx::FromRow)]
 struct MessageRow {
-    status: String,
+    status: MessageStatus,
     created_at: DateTime<Utc>,
     submitted_at: Option<DateTime<Utc>>,
     queue_id: Option<String>,
 }
 
-#[derive(sqlx::FromRow)]
-struct RecipientRow {
+/// `to`, `cc` or `bcc`.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum RecipientKind {
+    To,
+    Cc,
+    Bcc,
+}
+
+/// One recipient's delivery status.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum RecipientStatus {
+    /// Not yet tried.
+    Pending,
+    /// The receiving server asked to try again later.
+    Deferred,
+    /// Delivered.
+    Sent,
+    /// Refused by the receiving server, or reported back as undeliverable.
+    Bounced,
+    /// Given up on before reaching a receiving server.
+    Failed,
+    /// On the sending domain's suppression list: never handed to the mail server.
+    Suppressed,
+}
+
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct RecipientState {
+    #[schema(format = Email, example = "recipient@example.com")]
     email: String,
-    kind: String,
-    status: String,
+    #[serde(rename = "type")]
+    #[sqlx(rename = "kind")]
+    kind: RecipientKind,
+    status: RecipientStatus,
+    /// The DSN status code (`2.0.0`, `5.1.1`...), once known.
+    #[schema(required = true, example = "2.0.0")]
     dsn_code: Option<String>,
+    /// The receiving server's reply, once known.
+    #[schema(required = true)]
     smtp_response: Option<String>,
+    #[serde(serialize_with = "crate::time::option::serialize")]
+    #[schema(required = true)]
     delivered_at: Option<DateTime<Utc>>,
+}
+
+/// `GET /mail/{message_id}/status`: the spec's keys, plus the mail server's `queue_id`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct MessageState {
+    success: bool,
+    message_id: Uuid,
+    status: MessageStatus,
+    /// The mail server's queue id, once submitted.
+    #[schema(required = true)]
+    queue_id: Option<String>,
+    #[serde(serialize_with = "crate::time::serialize")]
+    created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::option::serialize")]
+    #[schema(required = true)]
+    submitted_at: Option<DateTime<Utc>>,
+    recipients: Vec<RecipientState>,
 }
 
 /// `GET /mail/{message_id}/status`. A message the token may not see is `MESSAGE_NOT_FOUND`,
@@ -248,14 +303,14 @@ struct RecipientRow {
     get,
     path = "/api/v1/mail/{message_id}/status",
     tag = "mail",
-    params(("message_id" = String, Path, description = "Message id (UUID)")),
-    responses((status = 200, description = "{success, message_id, status, recipients, ...}", body = bodies::MessageStatus), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
+    params(("message_id" = String, Path, format = Uuid, description = "Message id (UUID)")),
+    responses((status = 200, description = "The message's status and each recipient's", body = MessageState), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn status(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(raw_id): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<MessageState>> {
     let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::MessageNotFound)?;
     require_message_access(&state.db, &p, id).await?;
     let m: MessageRow = sqlx::query_as(
@@ -265,46 +320,50 @@ async fn status(
     .fetch_optional(&state.db)
     .await?
     .ok_or(ApiError::MessageNotFound)?;
-    let recipients: Vec<RecipientRow> = sqlx::query_as(
+    let recipients: Vec<RecipientState> = sqlx::query_as(
         "select email, kind, status, dsn_code, smtp_response, delivered_at
            from recipients where message_id = $1 order by id",
     )
     .bind(id)
     .fetch_all(&state.db)
     .await?;
-    let recipients: Vec<Value> = recipients
-        .into_iter()
-        .map(|r| {
-            json!({
-                "email": r.email,
-                "type": r.kind,
-                "status": r.status,
-                "dsn_code": r.dsn_code,
-                "smtp_response": r.smtp_response,
-                "delivered_at": r.delivered_at.map(|t| time::format(&t)),
-            })
-        })
-        .collect();
-    Ok(JsonResponse(json!({
-        "success": true,
-        "message_id": id,
-        "status": m.status,
-        "queue_id": m.queue_id,
-        "created_at": time::format(&m.created_at),
-        "submitted_at": m.submitted_at.map(|t| time::format(&t)),
-        "recipients": recipients,
-    })))
+    Ok(JsonResponse(MessageState {
+        success: true,
+        message_id: id,
+        status: m.status,
+        queue_id: m.queue_id,
+        created_at: m.created_at,
+        submitted_at: m.submitted_at,
+        recipients,
+    }))
 }
 
-#[derive(sqlx::FromRow)]
-struct SentRow {
-    id: Uuid,
-    from_email: String,
-    to_emails: Vec<String>,
+/// One message as `GET /mail/sent` lists it.
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct SentMessage {
+    #[sqlx(rename = "id")]
+    message_id: Uuid,
+    #[sqlx(rename = "from_email")]
+    #[schema(format = Email, example = "sender@yourdomain.com")]
+    from: String,
+    /// The `to` recipients (not cc or bcc).
+    #[sqlx(rename = "to_emails")]
+    to: Vec<String>,
     subject: String,
-    status: String,
+    status: MessageStatus,
+    #[serde(serialize_with = "crate::time::serialize")]
     created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::option::serialize")]
+    #[schema(required = true)]
     submitted_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SentList {
+    success: bool,
+    /// Every message the token sees, not only this page's.
+    total: i64,
+    messages: Vec<SentMessage>,
 }
 
 /// `GET /mail/sent`: newest first. Admin tokens see every message; a user token sees messages
@@ -314,13 +373,13 @@ struct SentRow {
     path = "/api/v1/mail/sent",
     tag = "mail",
     params(Page),
-    responses((status = 200, description = "{success, total, messages}", body = bodies::SentList))
+    responses((status = 200, description = "A page of sent messages, newest first", body = SentList))
 )]
 async fn sent(
     State(state): State<AppState>,
     Auth(p): Auth,
     Query(page): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<SentList>> {
     let (limit, offset) = page.resolve()?;
     let (scope_email, scope_token) = scope(&p);
     let filter = "($1::text is null or m.from_email = $1 or m.token_id = $2)";
@@ -331,7 +390,7 @@ async fn sent(
     .bind(scope_token)
     .fetch_one(&state.db)
     .await?;
-    let rows: Vec<SentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let messages: Vec<SentMessage> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "select m.id, m.from_email, m.subject, m.status, m.created_at, m.submitted_at,
                 coalesce(array(select r.email from recipients r
                                 where r.message_id = m.id and r.kind = 'to' order by r.id),
@@ -347,23 +406,11 @@ async fn sent(
     .bind(offset)
     .fetch_all(&state.db)
     .await?;
-    let messages: Vec<Value> = rows
-        .into_iter()
-        .map(|m| {
-            json!({
-                "message_id": m.id,
-                "from": m.from_email,
-                "to": m.to_emails,
-                "subject": m.subject,
-                "status": m.status,
-                "created_at": time::format(&m.created_at),
-                "submitted_at": m.submitted_at.map(|t| time::format(&t)),
-            })
-        })
-        .collect();
-    Ok(JsonResponse(
-        json!({ "success": true, "total": total, "messages": messages }),
-    ))
+    Ok(JsonResponse(SentList {
+        success: true,
+        total,
+        messages,
+    }))
 }
 
 /// `(None, _)` for admins (everything); otherwise the mailbox and the token a user sees.

@@ -5,6 +5,8 @@
 //! not even whether it exists), then checks the mailbox is ours, then validates the request,
 //! and only then borrows a pooled session logged in as that mailbox.
 
+mod responses;
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -12,7 +14,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use crate::access::require_mailbox_access;
 use crate::auth::{Auth, Principal};
@@ -21,9 +22,12 @@ use crate::extract::{Json, Path, Query};
 use crate::imap::actions::UserFlag;
 use crate::imap::search::Fields;
 use crate::imap::{FolderName, PooledSession, SearchTerm, disposition, message};
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::{ErrorBody, Folder, Page, Text, patterns, text};
 use crate::state::AppState;
+
+pub use self::responses::{
+    Deleted, Flags, FolderList, MessageBody, MessageList, Moved, SearchResult,
+};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -70,16 +74,12 @@ fn folder(name: Option<&str>) -> ApiResult<FolderName> {
     }
 }
 
-fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(u32, u32)> {
-    let limit = limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::validation("limit", "must be between 1 and 200"));
-    }
-    let offset = offset.unwrap_or(0);
-    if !(0..=i64::from(u32::MAX)).contains(&offset) {
-        return Err(ApiError::validation("offset", "must be 0 or more"));
-    }
-    Ok((limit as u32, offset as u32))
+/// The shared page rules, in the sizes IMAP sequence numbers take. An offset past any folder's
+/// end stays past it.
+fn page(page: &Page) -> ApiResult<(u32, u32)> {
+    let (limit, offset) = page.resolve()?;
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    Ok((limit, u32::try_from(offset).unwrap_or(u32::MAX)))
 }
 
 /// UID 0 does not exist (and is a syntax error in a UID set).
@@ -96,31 +96,21 @@ fn uid(uid: u32) -> ApiResult<u32> {
     get,
     path = "/api/v1/mailbox/{email}/folders",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address")),
-    responses((status = 200, description = "{success, mailbox, folders}", body = bodies::FolderList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    params(("email" = String, Path, format = Email, description = "Mailbox address")),
+    responses((status = 200, description = "The mailbox's folders with their counts", body = FolderList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn folders(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(email): Path<String>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<FolderList>> {
     let email = authorize(&state, &p, &email).await?;
     let folders = session(&state, &email).await?.folders().await?;
-    Ok(axum::Json(
-        json!({ "success": true, "mailbox": email, "folders": folders }),
-    ))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ListQuery {
-    folder: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// Items to skip (default 0).
-    #[param(minimum = 0)]
-    offset: Option<i64>,
+    Ok(axum::Json(FolderList {
+        success: true,
+        mailbox: email,
+        folders,
+    }))
 }
 
 /// `GET /mailbox/{email}/messages?folder=&limit=&offset=`
@@ -128,36 +118,40 @@ struct ListQuery {
     get,
     path = "/api/v1/mailbox/{email}/messages",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address"), ListQuery),
-    responses((status = 200, description = "{success, mailbox, folder, total, messages}", body = bodies::MessageList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    params(("email" = String, Path, format = Email, description = "Mailbox address"), FolderQuery, Page),
+    responses((status = 200, description = "A page of the folder, newest first", body = MessageList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn list_messages(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(email): Path<String>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<impl IntoResponse> {
+    Query(q): Query<FolderQuery>,
+    Query(requested): Query<Page>,
+) -> ApiResult<axum::Json<MessageList>> {
     let email = authorize(&state, &p, &email).await?;
     let folder = folder(q.folder.as_deref())?;
-    let (limit, offset) = page(q.limit, q.offset)?;
+    let (limit, offset) = page(&requested)?;
     let page = session(&state, &email)
         .await?
         .list_page(&folder, offset, limit)
         .await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "mailbox": email,
-        "folder": folder.as_str(),
-        "total": page.total,
-        "limit": limit,
-        "offset": offset,
-        "messages": page.messages,
-    })))
+    Ok(axum::Json(MessageList {
+        success: true,
+        mailbox: email,
+        folder: folder.as_str().to_owned(),
+        total: page.total,
+        limit,
+        offset,
+        messages: page.messages,
+    }))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct FolderQuery {
+    /// Folder name, `/` between levels (default `INBOX`). One that does not exist is a 400
+    /// `INVALID_FOLDER`, as the spec has it.
+    #[param(value_type = Option<Folder>, inline)]
     folder: Option<String>,
 }
 
@@ -166,15 +160,15 @@ struct FolderQuery {
     get,
     path = "/api/v1/mailbox/{email}/messages/{uid}",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
-    responses((status = 200, description = "{success, message: {uid, subject, from, to, text, html, attachments, ...}}", body = bodies::MailboxMessage), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    params(("email" = String, Path, format = Email, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    responses((status = 200, description = "The message: headers, bodies, attachments' metadata, flags", body = MessageBody), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn get_message(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path((email, uid_param)): Path<(String, u32)>,
     Query(q): Query<FolderQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<MessageBody>> {
     let email = authorize(&state, &p, &email).await?;
     let folder = folder(q.folder.as_deref())?;
     let uid = uid(uid_param)?;
@@ -183,12 +177,10 @@ async fn get_message(
         .await?
         .fetch_message(&folder, uid)
         .await?;
-    let detail = message::detail(&raw, &folder);
-    let mut body = serde_json::to_value(detail).map_err(|e| ApiError::Internal(e.into()))?;
-    if let Value::Object(map) = &mut body {
-        map.insert("success".into(), Value::Bool(true));
-    }
-    Ok(axum::Json(body))
+    Ok(axum::Json(MessageBody {
+        success: true,
+        message: message::detail(&raw, &folder),
+    }))
 }
 
 /// `GET /mailbox/{email}/messages/{uid}/attachment/{index}?folder=`: the bytes as attached.
@@ -197,7 +189,7 @@ async fn get_message(
     get,
     path = "/api/v1/mailbox/{email}/messages/{uid}/attachment/{index}",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), ("index" = usize, Path, description = "Attachment index (0-based)"), FolderQuery),
+    params(("email" = String, Path, format = Email, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), ("index" = usize, Path, description = "Attachment index (0-based)"), FolderQuery),
     responses((status = 200, description = "The attachment's bytes, with its Content-Type and a Content-Disposition", content_type = "application/octet-stream", body = Vec<u8>), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND, MESSAGE_NOT_FOUND or NOT_FOUND (no such attachment)", body = ErrorBody))
 )]
 async fn download_attachment(
@@ -243,19 +235,39 @@ async fn download_attachment(
     Ok(response)
 }
 
+/// Longest search text, in characters.
+const MAX_QUERY_CHARS: usize = 512;
+
+text!(
+    SearchText,
+    "2 to 512 characters, at least 2 of them not blank, no control characters.",
+    Text {
+        min: Some(2),
+        max: Some(MAX_QUERY_CHARS),
+        pattern: Some(patterns::SEARCH_TERM),
+        ..Text::default()
+    }
+);
+text!(
+    SearchFields,
+    "A comma-separated list of `subject`, `from` and `body`.",
+    Text {
+        pattern: Some(patterns::SEARCH_FIELDS),
+        ..Text::default()
+    }
+);
+
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct SearchQuery {
+    /// The text to find: 2 to 512 characters, at least 2 of them not blank, no control
+    /// characters.
+    #[param(required = true, value_type = SearchText, inline)]
     q: Option<String>,
-    folder: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// Items to skip (default 0).
-    #[param(minimum = 0)]
-    offset: Option<i64>,
-    /// Beyond the spec: `subject,from,body` (default all three).
+    /// Beyond the spec: where to look, a comma-separated list of `subject`, `from` and `body`
+    /// (default all three).
     #[serde(rename = "in")]
+    #[param(value_type = Option<SearchFields>, inline)]
     fields: Option<String>,
 }
 
@@ -264,18 +276,31 @@ struct SearchQuery {
     get,
     path = "/api/v1/mailbox/{email}/search",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address"), SearchQuery),
-    responses((status = 200, description = "{success, mailbox, folder, query, total, messages}", body = bodies::SearchResult), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    params(("email" = String, Path, format = Email, description = "Mailbox address"), SearchQuery, FolderQuery, Page),
+    responses((status = 200, description = "A page of the messages that match, newest first", body = SearchResult), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn search(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(email): Path<String>,
     Query(q): Query<SearchQuery>,
-) -> ApiResult<impl IntoResponse> {
+    Query(in_folder): Query<FolderQuery>,
+    Query(requested): Query<Page>,
+) -> ApiResult<axum::Json<SearchResult>> {
     let email = authorize(&state, &p, &email).await?;
-    let folder = folder(q.folder.as_deref())?;
-    let text = q.q.as_deref().unwrap_or_default().trim();
+    let folder = folder(in_folder.folder.as_deref())?;
+    let raw = q.q.as_deref().unwrap_or_default();
+    // Measured before trimming, as the document's maxLength is.
+    if raw.chars().count() > MAX_QUERY_CHARS {
+        return Err(ApiError::validation("q", "must be at most 512 characters"));
+    }
+    if raw.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            "q",
+            "must not contain control characters",
+        ));
+    }
+    let text = raw.trim();
     if text.chars().count() < 2 {
         return Err(ApiError::validation("q", "must be at least 2 characters"));
     }
@@ -285,26 +310,39 @@ async fn search(
         Some(f) => Fields::parse(f)
             .ok_or_else(|| ApiError::validation("in", "a list of subject, from, body"))?,
     };
-    let (limit, offset) = page(q.limit, q.offset)?;
+    let (limit, offset) = page(&requested)?;
     let result = session(&state, &email)
         .await?
         .search(&folder, &term, fields, offset as usize, limit as usize)
         .await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "query": term.as_str(),
-        "folder": folder.as_str(),
-        "total": result.total,
-        "messages": result.hits,
-    })))
+    Ok(axum::Json(SearchResult {
+        success: true,
+        query: term.as_str().to_owned(),
+        folder: folder.as_str().to_owned(),
+        total: result.total,
+        messages: result.hits,
+    }))
 }
+
+text!(
+    FlagName,
+    "`\\Seen` or `\\Flagged` (any case; the backslash may be left out).",
+    Text {
+        pattern: Some(r"^\\*([Ss][Ee][Ee][Nn]|[Ff][Ll][Aa][Gg][Gg][Ee][Dd])$"),
+        ..Text::default()
+    }
+);
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct FlagsRequest {
+    /// Flags to set.
     #[serde(default)]
+    #[schema(value_type = Vec<FlagName>)]
     add: Vec<String>,
+    /// Flags to clear.
     #[serde(default)]
+    #[schema(value_type = Vec<FlagName>)]
     remove: Vec<String>,
 }
 
@@ -324,9 +362,9 @@ fn user_flags(field: &str, names: &[String]) -> ApiResult<Vec<UserFlag>> {
     post,
     path = "/api/v1/mailbox/{email}/messages/{uid}/flags",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    params(("email" = String, Path, format = Email, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
     request_body = FlagsRequest,
-    responses((status = 200, description = "{success, uid, flags}", body = bodies::Flags), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "The message's flags after the change", body = Flags), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn set_flags(
     State(state): State<AppState>,
@@ -334,7 +372,7 @@ async fn set_flags(
     Path((email, uid_param)): Path<(String, u32)>,
     Query(q): Query<FolderQuery>,
     Json(req): Json<FlagsRequest>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<Flags>> {
     let add = user_flags("add", &req.add)?;
     let remove = user_flags("remove", &req.remove)?;
     let email = authorize(&state, &p, &email).await?;
@@ -342,14 +380,19 @@ async fn set_flags(
     let uid = uid(uid_param)?;
     let mut s = session(&state, &email).await?;
     let flags = s.set_flags(&folder, uid, &add, &remove).await?;
-    Ok(axum::Json(json!({
-        "success": true, "uid": uid, "folder": folder.as_str(), "flags": flags,
-    })))
+    Ok(axum::Json(Flags {
+        success: true,
+        uid,
+        folder: folder.as_str().to_owned(),
+        flags,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct MoveRequest {
+    /// An existing folder (one that does not exist is a 400 `INVALID_FOLDER`).
+    #[schema(value_type = Folder)]
     to_folder: String,
 }
 
@@ -358,9 +401,9 @@ struct MoveRequest {
     post,
     path = "/api/v1/mailbox/{email}/messages/{uid}/move",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    params(("email" = String, Path, format = Email, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
     request_body = MoveRequest,
-    responses((status = 200, description = "{success, message, ...}", body = bodies::Moved), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "Moved: the message's new place", body = Moved), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn move_message(
     State(state): State<AppState>,
@@ -368,7 +411,7 @@ async fn move_message(
     Path((email, uid_param)): Path<(String, u32)>,
     Query(q): Query<FolderQuery>,
     Json(req): Json<MoveRequest>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<Moved>> {
     let email = authorize(&state, &p, &email).await?;
     let from = folder(q.folder.as_deref())?;
     let to = folder(Some(&req.to_folder))?;
@@ -377,13 +420,13 @@ async fn move_message(
         .await?
         .move_message(&from, uid, &to)
         .await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "uid": uid,
-        "folder": from.as_str(),
-        "to_folder": moved.folder,
-        "new_uid": moved.uid,
-    })))
+    Ok(axum::Json(Moved {
+        success: true,
+        uid,
+        folder: from.as_str().to_owned(),
+        to_folder: moved.folder,
+        new_uid: moved.uid,
+    }))
 }
 
 /// `DELETE /mailbox/{email}/messages/{uid}?folder=`: to Trash, or for good from Trash.
@@ -391,15 +434,15 @@ async fn move_message(
     delete,
     path = "/api/v1/mailbox/{email}/messages/{uid}",
     tag = "mailbox",
-    params(("email" = String, Path, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
-    responses((status = 200, description = "{success, message}", body = bodies::Deleted), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
+    params(("email" = String, Path, format = Email, description = "Mailbox address"), ("uid" = u32, Path, description = "IMAP UID"), FolderQuery),
+    responses((status = 200, description = "Moved to Trash, or deleted for good from Trash", body = Deleted), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or MESSAGE_NOT_FOUND", body = ErrorBody))
 )]
 async fn delete_message(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path((email, uid_param)): Path<(String, u32)>,
     Query(q): Query<FolderQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::Json<Deleted>> {
     let email = authorize(&state, &p, &email).await?;
     let folder = folder(q.folder.as_deref())?;
     let uid = uid(uid_param)?;
@@ -407,12 +450,12 @@ async fn delete_message(
         .await?
         .delete_message(&folder, uid)
         .await?;
-    Ok(axum::Json(json!({
-        "success": true,
-        "uid": uid,
-        "folder": folder.as_str(),
-        "deleted": moved.is_none(),
-        "to_folder": moved.as_ref().map(|m| m.folder.clone()),
-        "new_uid": moved.and_then(|m| m.uid),
-    })))
+    Ok(axum::Json(Deleted {
+        success: true,
+        uid,
+        folder: folder.as_str().to_owned(),
+        deleted: moved.is_none(),
+        to_folder: moved.as_ref().map(|m| m.folder.clone()),
+        new_uid: moved.and_then(|m| m.uid),
+    }))
 }

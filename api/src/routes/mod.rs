@@ -1,5 +1,6 @@
 //! The HTTP surface: one file per resource under `/api/v1`, plus health checks.
 
+pub mod common;
 pub mod docs;
 pub mod domains;
 pub mod events;

@@ -5,20 +5,18 @@ use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use shared::address::EmailAddress;
+use utoipa::ToSchema;
 
 use super::domains::parse_domain;
 use crate::access::{Permission, require_admin, require_self_or_admin};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::{Domain, ErrorBody};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -38,11 +36,41 @@ fn parse_email(raw: &str) -> ApiResult<EmailAddress> {
     })
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+/// A permission of the spec's table.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only its schema is used: requests and answers carry the names as text.
+pub enum PermissionName {
+    ManageUsers,
+    ManageDomains,
+    ViewMailbox,
+    ViewStats,
+    SendMail,
+}
+
+/// Every field optional at the serde level so a missing one is reported by name.
+#[derive(Deserialize, ToSchema)]
 struct BulkGrant {
+    #[schema(required = true, nullable = false, format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(required = true, value_type = Domain)]
     domain: Option<String>,
+    /// Names from the permission table; a name listed twice is granted once.
+    #[schema(required = true, nullable = false, min_items = 1, value_type = Option<Vec<PermissionName>>)]
     permissions: Option<Vec<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkGranted {
+    success: bool,
+    #[schema(example = "Granted 4 permissions, skipped 1 already existing")]
+    message: String,
+    /// Granted now, in the order requested.
+    #[schema(value_type = Vec<PermissionName>)]
+    granted: Vec<&'static str>,
+    /// Already held, in the order requested.
+    #[schema(value_type = Vec<PermissionName>)]
+    skipped: Vec<&'static str>,
 }
 
 /// `POST /permissions/bulk` (admin): 201 with what was `granted` and what was `skipped` because
@@ -52,13 +80,13 @@ struct BulkGrant {
     path = "/api/v1/permissions/bulk",
     tag = "permissions",
     request_body = BulkGrant,
-    responses((status = 201, description = "{success, granted, skipped}", body = bodies::BulkGranted), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or NOT_FOUND (domain)", body = ErrorBody))
+    responses((status = 201, description = "What was granted and what was already held", body = BulkGranted), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND or NOT_FOUND (domain)", body = ErrorBody))
 )]
 async fn bulk_grant(
     State(state): State<AppState>,
     Auth(p): Auth,
     Json(req): Json<BulkGrant>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, JsonResponse<BulkGranted>)> {
     require_admin(&p)?;
     let email = parse_email(
         req.email
@@ -105,7 +133,7 @@ async fn bulk_grant(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("Domain {domain} not found")))?;
 
-    let as_text: Vec<&str> = wanted.iter().map(|p| p.as_str()).collect();
+    let as_text: Vec<&'static str> = wanted.iter().map(|p| p.as_str()).collect();
     let inserted: Vec<String> = sqlx::query_scalar(
         "insert into permissions (mailbox_id, domain_id, permission)
          select $1, $2, unnest($3::text[])
@@ -117,7 +145,7 @@ async fn bulk_grant(
     .bind(&as_text)
     .fetch_all(&state.db)
     .await?;
-    let (granted, skipped): (Vec<&str>, Vec<&str>) = as_text
+    let (granted, skipped): (Vec<&'static str>, Vec<&'static str>) = as_text
         .iter()
         .partition(|p| inserted.iter().any(|i| i == *p));
     let message = format!(
@@ -128,28 +156,52 @@ async fn bulk_grant(
     );
     Ok((
         StatusCode::CREATED,
-        JsonResponse(json!({
-            "success": true,
-            "message": message,
-            "granted": granted,
-            "skipped": skipped,
-        })),
+        JsonResponse(BulkGranted {
+            success: true,
+            message,
+            granted,
+            skipped,
+        }),
     ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// The mailbox whose grants to list.
+    #[param(required = true, format = Email, max_length = 254)]
     email: Option<String>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct Grant {
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
+pub struct Grant {
     id: i64,
     domain: String,
+    #[schema(value_type = PermissionName)]
     permission: String,
     #[serde(with = "crate::time")]
     created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GrantList {
+    success: bool,
+    #[schema(value_type = String, format = Email)]
+    email: EmailAddress,
+    total: usize,
+    permissions: Vec<Grant>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct GrantRevoked {
+    success: bool,
+    message: String,
+    id: i64,
+    #[schema(format = Email)]
+    email: String,
+    domain: String,
+    #[schema(value_type = PermissionName)]
+    permission: String,
 }
 
 /// `GET /permissions?email=`: admin, or the mailbox's own token.
@@ -158,13 +210,13 @@ struct Grant {
     path = "/api/v1/permissions",
     tag = "permissions",
     params(ListQuery),
-    responses((status = 200, description = "{success, email, permissions}", body = bodies::GrantList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "The mailbox's grants, by domain", body = GrantList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND", body = ErrorBody))
 )]
 async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<GrantList>> {
     let email = parse_email(
         q.email
             .as_deref()
@@ -184,12 +236,12 @@ async fn list(
     .bind(mailbox)
     .fetch_all(&state.db)
     .await?;
-    Ok(JsonResponse(json!({
-        "success": true,
-        "email": email,
-        "total": grants.len(),
-        "permissions": grants,
-    })))
+    Ok(JsonResponse(GrantList {
+        success: true,
+        email,
+        total: grants.len(),
+        permissions: grants,
+    }))
 }
 
 /// `DELETE /permissions/{id}` (admin).
@@ -198,13 +250,13 @@ async fn list(
     path = "/api/v1/permissions/{id}",
     tag = "permissions",
     params(("id" = i64, Path, description = "Grant id")),
-    responses((status = 200, description = "{success, message, id}", body = bodies::GrantRevoked), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "Revoked", body = GrantRevoked), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
 )]
 async fn revoke(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<i64>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<GrantRevoked>> {
     require_admin(&p)?;
     let gone: Option<(String, String, String)> = sqlx::query_as(
         "delete from permissions g using mailboxes m, domains d
@@ -216,12 +268,12 @@ async fn revoke(
     .await?;
     let (email, domain, permission) =
         gone.ok_or_else(|| ApiError::NotFound("Permission not found".into()))?;
-    Ok(JsonResponse(json!({
-        "success": true,
-        "message": format!("Revoked {permission} on {domain} from {email}"),
-        "id": id,
-        "email": email,
-        "domain": domain,
-        "permission": permission,
-    })))
+    Ok(JsonResponse(GrantRevoked {
+        success: true,
+        message: format!("Revoked {permission} on {domain} from {email}"),
+        id,
+        email,
+        domain,
+        permission,
+    }))
 }

@@ -13,12 +13,10 @@ use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::post;
-use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
-use shared::address::DomainName;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use shared::address::{DomainName, EmailAddress};
 use shared::token::TokenSecret;
 
 use super::users::input::{Password, address_in_domain, constraint, display_name, insert_mailbox};
@@ -26,8 +24,7 @@ use crate::access::Permission;
 use crate::auth::TokenType;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::{DisplayName, Domain, ErrorBody, NewPassword};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -37,10 +34,43 @@ pub fn router() -> Router<AppState> {
 /// Every field optional at the serde level so a missing one is reported by name.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct SignupRequest {
+    /// The new domain (not one that exists).
+    #[schema(required = true, value_type = Domain)]
     domain: Option<String>,
+    /// The first mailbox: an address in `domain`.
+    #[schema(required = true, nullable = false, format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(required = true, value_type = NewPassword)]
     password: Option<String>,
+    #[schema(value_type = Option<DisplayName>)]
     name: Option<String>,
+}
+
+/// `domain_status` of a signup: always `pending` (an admin approves the domain).
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DomainStatus {
+    Pending,
+}
+
+/// The spec's signup answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SignedUp {
+    success: bool,
+    /// The new user token's secret: shown once, here.
+    token: String,
+    token_type: TokenType,
+    #[schema(value_type = String, format = Email)]
+    email: EmailAddress,
+    #[schema(required = true)]
+    name: Option<String>,
+    #[schema(value_type = String)]
+    domain: DomainName,
+    domain_status: DomainStatus,
+    /// When the session token stops working.
+    #[serde(serialize_with = "crate::time::serialize")]
+    expires_at: DateTime<Utc>,
+    message: String,
 }
 
 fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
@@ -55,13 +85,13 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
     tag = "signup",
     request_body = SignupRequest,
     security(()),
-    responses((status = 201, description = "The pending domain and its first mailbox: {success, domain, email, ...}", body = bodies::SignedUp), (status = 409, description = "DOMAIN_EXISTS or MAILBOX_EXISTS", body = ErrorBody), (status = 429, description = "RATE_LIMITED: signups from this address", body = ErrorBody), (status = 500, description = "INTERNAL_ERROR", body = ErrorBody), (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody))
+    responses((status = 201, description = "The pending domain and its first mailbox: {success, domain, email, ...}", body = SignedUp), (status = 409, description = "DOMAIN_EXISTS or MAILBOX_EXISTS", body = ErrorBody), (status = 429, description = "RATE_LIMITED: signups from this address", body = ErrorBody), (status = 500, description = "INTERNAL_ERROR", body = ErrorBody), (status = 503, description = "SERVICE_UNAVAILABLE", body = ErrorBody))
 )]
 async fn signup(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(req): Json<SignupRequest>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, JsonResponse<SignedUp>)> {
     let domain = DomainName::parse(required(&req.domain, "domain")?.trim())
         .map_err(|e| ApiError::validation("domain", e.to_string()))?;
     let email = address_in_domain(required(&req.email, "email")?, domain.as_str())?;
@@ -133,16 +163,16 @@ async fn signup(
     tracing::info!(domain = %domain, email = %email, "signup: domain pending approval");
     Ok((
         StatusCode::CREATED,
-        JsonResponse(json!({
-            "success": true,
-            "token": secret.expose(),
-            "token_type": TokenType::User.as_str(),
-            "email": email,
-            "name": name,
-            "domain": domain,
-            "domain_status": "pending",
-            "expires_at": crate::time::format(&expires_at),
-            "message": format!("Account created! Your domain '{domain}' is pending admin approval."),
-        })),
+        JsonResponse(SignedUp {
+            success: true,
+            token: secret.expose().to_owned(),
+            token_type: TokenType::User,
+            message: format!("Account created! Your domain '{domain}' is pending admin approval."),
+            email,
+            name,
+            domain,
+            domain_status: DomainStatus::Pending,
+            expires_at,
+        }),
     ))
 }

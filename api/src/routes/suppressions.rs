@@ -10,22 +10,29 @@ use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::address::{DomainName, EmailAddress};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::access::{Permission, require_permission};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::{Domain, ErrorBody, Page, Text, patterns, text};
+
+text!(
+    Reason,
+    "At most 1000 characters, no control characters.",
+    Text {
+        max: Some(1000),
+        pattern: Some(patterns::NO_CONTROL),
+        ..Text::default()
+    }
+);
 use crate::state::AppState;
-use crate::time;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,36 +43,60 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// The sending domain whose list to show (required unless the token is an admin's).
+    #[param(value_type = Option<Domain>, inline)]
     domain: Option<String>,
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    limit: Option<i64>,
-    /// Items to skip (default 0).
-    #[param(minimum = 0)]
-    offset: Option<i64>,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
+/// How an address came onto the list.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+pub enum SuppressionSource {
+    /// A hard bounce.
+    Bounce,
+    /// Added through the API.
+    Manual,
+}
+
+/// An address that is not sent to from the domain.
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
+pub struct Suppression {
     domain: String,
+    #[schema(format = Email)]
     email: String,
     reason: String,
-    source: String,
+    source: SuppressionSource,
+    /// The bounce's DSN code.
+    #[schema(required = true)]
     dsn_code: Option<String>,
+    /// The message that bounced.
+    #[schema(required = true)]
     message_id: Option<Uuid>,
+    #[serde(serialize_with = "crate::time::serialize")]
     created_at: DateTime<Utc>,
 }
 
-fn render(r: Row) -> Value {
-    json!({
-        "domain": r.domain,
-        "email": r.email,
-        "reason": r.reason,
-        "source": r.source,
-        "dsn_code": r.dsn_code,
-        "message_id": r.message_id,
-        "created_at": time::format(&r.created_at),
-    })
+#[derive(Serialize, ToSchema)]
+pub struct SuppressionList {
+    success: bool,
+    /// Every suppression in scope, not only this page's.
+    total: i64,
+    suppressions: Vec<Suppression>,
+}
+
+/// `POST /suppressions`: the new entry, with `success`.
+#[derive(Serialize, ToSchema)]
+pub struct SuppressionAdded {
+    success: bool,
+    #[serde(flatten)]
+    suppression: Suppression,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Unsuppressed {
+    success: bool,
+    message: String,
 }
 
 fn parse_domain(raw: &str) -> ApiResult<DomainName> {
@@ -76,19 +107,16 @@ fn parse_domain(raw: &str) -> ApiResult<DomainName> {
     get,
     path = "/api/v1/suppressions",
     tag = "suppressions",
-    params(ListQuery),
-    responses((status = 200, description = "{success, total, suppressions}", body = bodies::SuppressionList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
+    params(ListQuery, Page),
+    responses((status = 200, description = "A page of suppressed addresses, newest first", body = SuppressionList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody))
 )]
 async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
     Query(q): Query<ListQuery>,
-) -> ApiResult<impl IntoResponse> {
-    let (limit, offset) = crate::routes::tokens::Page {
-        limit: q.limit,
-        offset: q.offset,
-    }
-    .resolve()?;
+    Query(page): Query<Page>,
+) -> ApiResult<JsonResponse<SuppressionList>> {
+    let (limit, offset) = page.resolve()?;
     let domain = match q.domain.as_deref() {
         Some(d) => Some(parse_domain(d)?),
         None if p.is_admin() => None,
@@ -104,7 +132,7 @@ async fn list(
     .bind(&domain)
     .fetch_one(&state.db)
     .await?;
-    let rows: Vec<Row> = sqlx::query_as(
+    let suppressions: Vec<Suppression> = sqlx::query_as(
         "select domain, email, reason, source, dsn_code, message_id, created_at
            from suppressions where $1::text is null or domain = $1
           order by created_at desc, id desc limit $2 offset $3",
@@ -114,19 +142,23 @@ async fn list(
     .bind(offset)
     .fetch_all(&state.db)
     .await?;
-    Ok(JsonResponse(json!({
-        "success": true,
-        "total": total,
-        "suppressions": rows.into_iter().map(render).collect::<Vec<_>>(),
-    })))
+    Ok(JsonResponse(SuppressionList {
+        success: true,
+        total,
+        suppressions,
+    }))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddRequest {
+    #[schema(value_type = Domain)]
     domain: String,
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    /// Why (default "added by hand"): at most 1000 characters, no control characters.
     #[serde(default)]
+    #[schema(value_type = Option<Reason>)]
     reason: Option<String>,
 }
 
@@ -135,25 +167,25 @@ struct AddRequest {
     path = "/api/v1/suppressions",
     tag = "suppressions",
     request_body = AddRequest,
-    responses((status = 201, description = "{success, suppression}", body = bodies::SuppressionAdded), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 409, description = "SUPPRESSION_EXISTS", body = ErrorBody))
+    responses((status = 201, description = "Suppressed", body = SuppressionAdded), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 409, description = "SUPPRESSION_EXISTS", body = ErrorBody))
 )]
 async fn add(
     State(state): State<AppState>,
     Auth(p): Auth,
     Json(req): Json<AddRequest>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, JsonResponse<SuppressionAdded>)> {
     let domain = parse_domain(&req.domain)?;
     let email = EmailAddress::parse(&req.email)
         .map_err(|e| ApiError::validation("email", e.to_string()))?;
     let reason = req.reason.unwrap_or_else(|| "added by hand".to_owned());
-    if reason.len() > 1000 || shared::address::has_control_chars(&reason) {
+    if reason.chars().count() > 1000 || shared::address::has_control_chars(&reason) {
         return Err(ApiError::validation(
             "reason",
             "must be at most 1000 printable characters",
         ));
     }
     require_permission(&state.db, &p, Permission::ManageDomains, domain.as_str()).await?;
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Suppression> = sqlx::query_as(
         "insert into suppressions (domain, email, reason, source) values ($1, $2, $3, 'manual')
          on conflict (domain, email) do nothing
          returning domain, email, reason, source, dsn_code, message_id, created_at",
@@ -164,11 +196,13 @@ async fn add(
     .fetch_optional(&state.db)
     .await?;
     match row {
-        Some(r) => {
-            let mut body = render(r);
-            body["success"] = json!(true);
-            Ok((StatusCode::CREATED, JsonResponse(body)))
-        }
+        Some(suppression) => Ok((
+            StatusCode::CREATED,
+            JsonResponse(SuppressionAdded {
+                success: true,
+                suppression,
+            }),
+        )),
         None => Err(ApiError::Conflict {
             code: "SUPPRESSION_EXISTS",
             message: format!("{email} is already suppressed for {domain}"),
@@ -180,14 +214,14 @@ async fn add(
     delete,
     path = "/api/v1/suppressions/{domain}/{email}",
     tag = "suppressions",
-    params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Suppressed address")),
-    responses((status = 200, description = "{success, message}", body = bodies::Message), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
+    params(("domain" = Domain, Path, description = "Domain name"), ("email" = String, Path, format = Email, max_length = 254, description = "Suppressed address")),
+    responses((status = 200, description = "No longer suppressed", body = Unsuppressed), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND", body = ErrorBody))
 )]
 async fn remove(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path((domain, email)): Path<(String, String)>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<Unsuppressed>> {
     let domain = parse_domain(&domain)?;
     let email =
         EmailAddress::parse(&email).map_err(|e| ApiError::validation("email", e.to_string()))?;
@@ -202,8 +236,8 @@ async fn remove(
             "{email} is not suppressed for {domain}"
         )));
     }
-    Ok(JsonResponse(json!({
-        "success": true,
-        "message": format!("{email} is no longer suppressed for {domain}"),
-    })))
+    Ok(JsonResponse(Unsuppressed {
+        success: true,
+        message: format!("{email} is no longer suppressed for {domain}"),
+    }))
 }

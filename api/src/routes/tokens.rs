@@ -4,20 +4,19 @@ use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::{delete, get};
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa::openapi::{RefOr, Schema};
 
 use crate::access::require_admin;
 use crate::auth::{Auth, TokenType};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::{ErrorBody, Page, Text, patterns, text};
 use crate::state::AppState;
-use crate::tokens::{self, CreateTokenError};
+use crate::tokens::{self, CreateTokenError, TokenInfo};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,42 +26,120 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `GET /tokens/me`: the spec's fields, plus `success` so clients that check it uniformly work.
+#[derive(Serialize, ToSchema)]
+pub struct TokenMe {
+    success: bool,
+    #[serde(flatten)]
+    token: TokenInfo,
+}
+
+/// `GET /tokens/me`: the spec's fields, plus `success` so clients that check it uniformly work.
 #[utoipa::path(
     get,
     path = "/api/v1/tokens/me",
     tag = "tokens",
-    responses((status = 200, description = "The calling token: {success, token: {id, name, token_type, email, ...}}", body = bodies::TokenMe))
+    responses((status = 200, description = "The calling token", body = TokenMe))
 )]
-pub async fn me(State(state): State<AppState>, Auth(p): Auth) -> impl IntoResponse {
+pub async fn me(State(state): State<AppState>, Auth(p): Auth) -> JsonResponse<TokenMe> {
     let last_used = match (p.last_used_at, state.tokens.pending_last_used(p.token_id)) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
-    JsonResponse(json!({
-        "success": true,
-        "id": p.token_id,
-        "token_prefix": p.token_prefix,
-        "token_type": p.token_type.as_str(),
-        "email": p.email(),
-        "name": p.name,
-        "is_active": p.is_active,
-        "created_at": crate::time::format(&p.created_at),
-        "last_used_at": last_used.map(|t| crate::time::format(&t)),
-        "expires_at": p.expires_at.map(|t| crate::time::format(&t)),
-    }))
+    JsonResponse(TokenMe {
+        success: true,
+        token: TokenInfo {
+            id: p.token_id,
+            email: p.email().map(str::to_owned),
+            token_prefix: p.token_prefix.clone(),
+            token_type: p.token_type,
+            name: p.name.clone(),
+            is_active: p.is_active,
+            created_at: p.created_at,
+            last_used_at: last_used,
+            expires_at: p.expires_at,
+        },
+    })
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Longest token name, in characters.
+const MAX_NAME_CHARS: usize = 200;
+
+text!(
+    TokenName,
+    "1 to 200 characters, not only blanks, no control characters; stored trimmed.",
+    Text {
+        min: Some(1),
+        max: Some(MAX_NAME_CHARS),
+        pattern: Some(patterns::NAME),
+        ..Text::default()
+    }
+);
+
+/// Between fields (see [`CreateToken::rules`]): a user token names its mailbox and an admin token
+/// none; `expires_at` and `expires_in_days` are not both given.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
+    /// 1-200 characters, not only blanks, no control characters; stored trimmed.
+    #[schema(value_type = TokenName)]
     name: String,
-    token_type: String,
+    token_type: TokenType,
+    /// The mailbox a user token is bound to (required for `user`, absent or null for `admin`).
     #[serde(default)]
+    #[schema(format = Email)]
     email: Option<String>,
+    /// When the token stops working. A time already past makes a token that is expired from
+    /// the start.
     #[serde(default)]
     expires_at: Option<DateTime<Utc>>,
+    /// Days from now until the token stops working (at most 36,500: larger values are capped).
+    /// Give this or `expires_at`, not both.
     #[serde(default)]
-    expires_in_days: Option<u32>,
+    #[schema(minimum = 1)]
+    expires_in_days: Option<i64>,
+}
+
+impl CreateToken {
+    /// What the struct's properties cannot say: `allOf` members added to its schema (see
+    /// `docs::spec`), each a rule [`create`] enforces with a 400.
+    pub fn rules() -> Vec<RefOr<Schema>> {
+        use crate::routes::common::rule;
+        vec![
+            rule::one_of(vec![
+                rule::object(
+                    [
+                        ("token_type", rule::one_value("admin")),
+                        ("email", rule::null()),
+                    ],
+                    [],
+                ),
+                rule::object(
+                    [
+                        ("token_type", rule::one_value("user")),
+                        ("email", rule::non_null()),
+                    ],
+                    ["email"],
+                ),
+            ]),
+            rule::any_of(vec![
+                rule::object([("expires_at", rule::null())], []),
+                rule::object([("expires_in_days", rule::null())], []),
+            ]),
+        ]
+    }
+}
+
+/// The longest `expires_in_days` honoured: a hundred years. Larger values are capped to it.
+const MAX_EXPIRY_DAYS: i64 = 36_500;
+
+/// `POST /tokens`: the new token, with its secret (shown once, here).
+#[derive(Serialize, ToSchema)]
+pub struct TokenCreated {
+    success: bool,
+    /// The secret: shown once, here.
+    token: String,
+    #[serde(flatten)]
+    info: TokenInfo,
 }
 
 /// `POST /tokens` (admin): mint an admin token, or a user token bound to one mailbox.
@@ -71,32 +148,26 @@ pub struct CreateToken {
     path = "/api/v1/tokens",
     tag = "tokens",
     request_body = CreateToken,
-    responses((status = 201, description = "The new token with its secret (shown once): {success, token, id, ...}", body = bodies::TokenCreated), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND: a user token's mailbox", body = ErrorBody))
+    responses((status = 201, description = "The new token with its secret (shown once)", body = TokenCreated), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody), (status = 404, description = "MAILBOX_NOT_FOUND: a user token's mailbox", body = ErrorBody))
 )]
 pub async fn create(
     State(state): State<AppState>,
     Auth(p): Auth,
     Json(req): Json<CreateToken>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, JsonResponse<TokenCreated>)> {
     require_admin(&p)?;
+    // Checked before trimming, as the document's maxLength and pattern are.
     let name = req.name.trim();
-    if name.is_empty() || name.len() > 200 || shared::address::has_control_chars(name) {
+    if name.is_empty()
+        || req.name.chars().count() > MAX_NAME_CHARS
+        || shared::address::has_control_chars(&req.name)
+    {
         return Err(ApiError::validation(
             "name",
             "must be 1-200 printable characters",
         ));
     }
-    let token_type = match req.token_type.as_str() {
-        "admin" => TokenType::Admin,
-        "user" => TokenType::User,
-        _ => {
-            return Err(ApiError::validation(
-                "token_type",
-                "must be \"admin\" or \"user\"",
-            ));
-        }
-    };
-    let email = match (token_type, req.email.as_deref()) {
+    let email = match (req.token_type, req.email.as_deref()) {
         (TokenType::User, None) => {
             return Err(ApiError::validation(
                 "email",
@@ -115,6 +186,9 @@ pub async fn create(
         }
         (TokenType::Admin, None) => None,
     };
+    // An `expires_at` already past is not refused: it makes a token that is expired from the
+    // start. "In the future" depends on the server's clock, which no document (and no client
+    // whose clock differs) can check beforehand.
     let expires_at = match (req.expires_at, req.expires_in_days) {
         (Some(_), Some(_)) => {
             return Err(ApiError::validation(
@@ -122,22 +196,19 @@ pub async fn create(
                 "give expires_at or expires_in_days, not both",
             ));
         }
-        (Some(t), None) if t <= Utc::now() => {
-            return Err(ApiError::validation("expires_at", "must be in the future"));
-        }
         (Some(t), None) => Some(t),
-        (None, Some(0)) => {
+        (None, Some(d)) if d < 1 => {
             return Err(ApiError::validation(
                 "expires_in_days",
                 "must be at least 1",
             ));
         }
-        (None, Some(d)) => Some(Utc::now() + Duration::days(i64::from(d.min(36_500)))),
+        (None, Some(d)) => Some(Utc::now() + Duration::days(d.min(MAX_EXPIRY_DAYS))),
         (None, None) => None,
     };
     let (secret, info) = tokens::create_token(
         &state.db,
-        token_type,
+        req.token_type,
         email.as_ref().map(|e| e.as_str()),
         name,
         expires_at,
@@ -147,36 +218,22 @@ pub async fn create(
         CreateTokenError::UnknownMailbox(_) => ApiError::MailboxNotFound,
         CreateTokenError::Db(e) => e.into(),
     })?;
-    let mut body = serde_json::to_value(&info).map_err(|e| ApiError::Internal(e.into()))?;
-    body["success"] = json!(true);
-    body["token"] = json!(secret.expose());
-    Ok((StatusCode::CREATED, JsonResponse(body)))
+    Ok((
+        StatusCode::CREATED,
+        JsonResponse(TokenCreated {
+            success: true,
+            token: secret.expose().to_owned(),
+            info,
+        }),
+    ))
 }
 
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct Page {
-    /// Page size, 1 to 200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<i64>,
-    /// Items to skip (default 0).
-    #[param(minimum = 0)]
-    pub offset: Option<i64>,
-}
-
-impl Page {
-    /// `limit` defaults to 50 and is capped at 200, as for every list in the spec.
-    pub fn resolve(&self) -> ApiResult<(i64, i64)> {
-        let limit = self.limit.unwrap_or(50);
-        let offset = self.offset.unwrap_or(0);
-        if !(1..=200).contains(&limit) {
-            return Err(ApiError::validation("limit", "must be between 1 and 200"));
-        }
-        if offset < 0 {
-            return Err(ApiError::validation("offset", "must not be negative"));
-        }
-        Ok((limit, offset))
-    }
+#[derive(Serialize, ToSchema)]
+pub struct TokenList {
+    success: bool,
+    /// Every token, not only this page's.
+    total: i64,
+    tokens: Vec<TokenInfo>,
 }
 
 /// `GET /tokens` (admin).
@@ -185,19 +242,29 @@ impl Page {
     path = "/api/v1/tokens",
     tag = "tokens",
     params(Page),
-    responses((status = 200, description = "{success, total, tokens}", body = bodies::TokenList), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
+    responses((status = 200, description = "A page of tokens, by id", body = TokenList), (status = 403, description = "ACCESS_DENIED: admin only", body = ErrorBody))
 )]
 pub async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
     Query(page): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<TokenList>> {
     require_admin(&p)?;
     let (limit, offset) = page.resolve()?;
     let (total, tokens) = tokens::list_tokens(&state.db, limit, offset).await?;
-    Ok(JsonResponse(
-        json!({ "success": true, "total": total, "tokens": tokens }),
-    ))
+    Ok(JsonResponse(TokenList {
+        success: true,
+        total,
+        tokens,
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Revoked {
+    success: bool,
+    #[schema(example = "Token 7 revoked")]
+    message: String,
+    id: i64,
 }
 
 /// `DELETE /tokens/{id}`: admins revoke any token; any token may revoke itself.
@@ -206,13 +273,13 @@ pub async fn list(
     path = "/api/v1/tokens/{id}",
     tag = "tokens",
     params(("id" = i64, Path, description = "Token id")),
-    responses((status = 200, description = "{success, message, id}", body = bodies::Revoked), (status = 404, description = "NOT_FOUND: no such token (or not yours)", body = ErrorBody))
+    responses((status = 200, description = "Revoked", body = Revoked), (status = 404, description = "NOT_FOUND: no such token (or not yours)", body = ErrorBody))
 )]
 pub async fn revoke(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<i64>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<Revoked>> {
     if !p.is_admin() && p.token_id != id {
         // Indistinguishable from a token that does not exist.
         return Err(ApiError::NotFound("Token not found".into()));
@@ -221,7 +288,9 @@ pub async fn revoke(
         return Err(ApiError::NotFound("Token not found".into()));
     }
     state.tokens.forget(id);
-    Ok(JsonResponse(
-        json!({ "success": true, "message": format!("Token {id} revoked"), "id": id }),
-    ))
+    Ok(JsonResponse(Revoked {
+        success: true,
+        message: format!("Token {id} revoked"),
+        id,
+    }))
 }

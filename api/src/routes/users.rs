@@ -8,11 +8,10 @@ use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
 use axum::routing::{get, patch};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use utoipa::ToSchema;
 
 use self::input::{Password, address_in_domain, display_name, insert_mailbox};
 use super::domains::parse_domain;
@@ -20,9 +19,7 @@ use crate::access::{DomainRef, Permission, require_domain};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::docs::bodies;
-use crate::routes::docs::spec::ErrorBody;
-use crate::routes::tokens::Page;
+use crate::routes::common::{DisplayName, Domain, ErrorBody, NewPassword, Page};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -34,9 +31,12 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-#[derive(Serialize, sqlx::FromRow)]
-struct User {
+/// A mailbox of the domain.
+#[derive(Serialize, sqlx::FromRow, ToSchema)]
+pub struct User {
+    #[schema(format = Email)]
     email: String,
+    #[schema(required = true)]
     name: Option<String>,
     active: bool,
     #[serde(with = "crate::time")]
@@ -67,11 +67,41 @@ async fn domain_for(state: &AppState, p: &Principal, raw: &str) -> ApiResult<Dom
     require_domain(&state.db, p, Permission::ManageUsers, domain.as_str()).await
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Serialize, ToSchema)]
+pub struct UserBody {
+    success: bool,
+    domain: String,
+    user: User,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    success: bool,
+    domain: String,
+    /// Every mailbox of the domain, not only this page's.
+    total: i64,
+    users: Vec<User>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserDeleted {
+    success: bool,
+    message: String,
+    #[schema(format = Email)]
+    email: String,
+}
+
+/// Every field optional at the serde level so a missing one is reported by name.
+#[derive(Deserialize, ToSchema)]
 struct CreateUser {
+    /// An address in the path's domain.
+    #[schema(required = true, nullable = false, format = Email, max_length = 254)]
     email: Option<String>,
+    #[schema(required = true, value_type = NewPassword)]
     password: Option<String>,
+    #[schema(value_type = Option<DisplayName>)]
     name: Option<String>,
+    /// Default true.
     active: Option<bool>,
 }
 
@@ -80,16 +110,16 @@ struct CreateUser {
     post,
     path = "/api/v1/domains/{domain}/users",
     tag = "users",
-    params(("domain" = String, Path, description = "Domain name")),
+    params(("domain" = Domain, Path, description = "Domain name")),
     request_body = CreateUser,
-    responses((status = 201, description = "{success, user}", body = bodies::UserBody), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "MAILBOX_EXISTS", body = ErrorBody))
+    responses((status = 201, description = "The new mailbox", body = UserBody), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody), (status = 409, description = "MAILBOX_EXISTS", body = ErrorBody))
 )]
 async fn create(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(raw): Path<String>,
     Json(req): Json<CreateUser>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, JsonResponse<UserBody>)> {
     let d = domain_for(&state, &p, &raw).await?;
     let email = req
         .email
@@ -115,7 +145,11 @@ async fn create(
     let user = fetch_user(&mut *conn, id).await?;
     Ok((
         StatusCode::CREATED,
-        JsonResponse(json!({ "success": true, "domain": d.domain, "user": user })),
+        JsonResponse(UserBody {
+            success: true,
+            domain: d.domain,
+            user,
+        }),
     ))
 }
 
@@ -124,15 +158,15 @@ async fn create(
     get,
     path = "/api/v1/domains/{domain}/users",
     tag = "users",
-    params(("domain" = String, Path, description = "Domain name"), Page),
-    responses((status = 200, description = "{success, domain, total, users}", body = bodies::UserList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
+    params(("domain" = Domain, Path, description = "Domain name"), Page),
+    responses((status = 200, description = "A page of the domain's mailboxes, by address", body = UserList), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn list(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path(raw): Path<String>,
     Query(page): Query<Page>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<UserList>> {
     let d = domain_for(&state, &p, &raw).await?;
     let (limit, offset) = page.resolve()?;
     let total: i64 = sqlx::query_scalar("select count(*) from mailboxes where domain_id = $1")
@@ -149,17 +183,37 @@ async fn list(
     .bind(offset)
     .fetch_all(&state.db)
     .await?;
-    Ok(JsonResponse(json!({
-        "success": true, "domain": d.domain, "total": total, "users": users
-    })))
+    Ok(JsonResponse(UserList {
+        success: true,
+        domain: d.domain,
+        total,
+        users,
+    }))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+/// Any of the three, at least one of them not null (see [`UpdateUser::rules`]).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateUser {
+pub struct UpdateUser {
+    #[schema(value_type = Option<NewPassword>)]
     password: Option<String>,
+    /// Blank clears the name.
+    #[schema(value_type = Option<DisplayName>)]
     name: Option<String>,
     active: Option<bool>,
+}
+
+impl UpdateUser {
+    /// At least one field that is not null: [`update`] refuses a change of nothing.
+    pub fn rules() -> Vec<utoipa::openapi::RefOr<utoipa::openapi::Schema>> {
+        use crate::routes::common::rule;
+        use utoipa::openapi::schema::Type;
+        vec![rule::any_of(vec![
+            rule::object([("password", rule::of_type(Type::String))], ["password"]),
+            rule::object([("name", rule::of_type(Type::String))], ["name"]),
+            rule::object([("active", rule::of_type(Type::Boolean))], ["active"]),
+        ])]
+    }
 }
 
 /// The mailbox `raw_email` of domain `d`; `MAILBOX_NOT_FOUND` when it is not one of its own.
@@ -187,16 +241,16 @@ async fn forget_tokens(state: &AppState, mailbox_id: i64) -> ApiResult<()> {
     patch,
     path = "/api/v1/domains/{domain}/users/{email}",
     tag = "users",
-    params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Mailbox address")),
+    params(("domain" = Domain, Path, description = "Domain name"), ("email" = String, Path, format = Email, description = "Mailbox address")),
     request_body = UpdateUser,
-    responses((status = 200, description = "{success, user}", body = bodies::UserBody), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
+    responses((status = 200, description = "The mailbox after the change", body = UserBody), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
 )]
 async fn update(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path((raw, raw_email)): Path<(String, String)>,
     Json(req): Json<UpdateUser>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<UserBody>> {
     let d = domain_for(&state, &p, &raw).await?;
     let email = mailbox_address(&d, &raw_email)?;
     if req.password.is_none() && req.name.is_none() && req.active.is_none() {
@@ -233,9 +287,11 @@ async fn update(
         forget_tokens(&state, id).await?;
     }
     let user = fetch_user(&state.db, id).await?;
-    Ok(JsonResponse(
-        json!({ "success": true, "domain": d.domain, "user": user }),
-    ))
+    Ok(JsonResponse(UserBody {
+        success: true,
+        domain: d.domain,
+        user,
+    }))
 }
 
 /// `DELETE /domains/{domain}/users/{email}`: the mailbox, its tokens and its grants. The mail
@@ -244,14 +300,14 @@ async fn update(
     delete,
     path = "/api/v1/domains/{domain}/users/{email}",
     tag = "users",
-    params(("domain" = String, Path, description = "Domain name"), ("email" = String, Path, description = "Mailbox address")),
-    responses((status = 200, description = "{success, message}", body = bodies::UserDeleted), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
+    params(("domain" = Domain, Path, description = "Domain name"), ("email" = String, Path, format = Email, description = "Mailbox address")),
+    responses((status = 200, description = "Deleted", body = UserDeleted), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND or MAILBOX_NOT_FOUND", body = ErrorBody))
 )]
 async fn remove(
     State(state): State<AppState>,
     Auth(p): Auth,
     Path((raw, raw_email)): Path<(String, String)>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<JsonResponse<UserDeleted>> {
     let d = domain_for(&state, &p, &raw).await?;
     let email = mailbox_address(&d, &raw_email)?;
     let id: Option<i64> =
@@ -266,9 +322,9 @@ async fn remove(
         .bind(id)
         .execute(&state.db)
         .await?;
-    Ok(JsonResponse(json!({
-        "success": true,
-        "message": format!("Mailbox {email} deleted"),
-        "email": email,
-    })))
+    Ok(JsonResponse(UserDeleted {
+        success: true,
+        message: format!("Mailbox {email} deleted"),
+        email,
+    }))
 }

@@ -6,10 +6,10 @@
 //! then find the key. Expired keys are treated as absent and overwritten.
 
 use axum::http::HeaderMap;
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
 
+use super::store::SendResponse;
 use crate::error::ApiError;
 
 pub const HEADER: &str = "idempotency-key";
@@ -64,7 +64,7 @@ impl IdempotencyKey {
 /// What an earlier request with this key left behind.
 pub enum Previous {
     /// Same body: answer with the stored response.
-    Replay(Value),
+    Replay(SendResponse),
     /// No live record: go ahead and store the message.
     None,
 }
@@ -79,7 +79,7 @@ pub async fn check(
         .bind(key.lock_id(token_id))
         .execute(&mut **tx)
         .await?;
-    let row: Option<(Vec<u8>, Value)> = sqlx::query_as(
+    let row: Option<(Vec<u8>, sqlx::types::Json<SendResponse>)> = sqlx::query_as(
         "select request_hash, response_body from idempotency_keys
           where token_id = $1 and idempotency_key = $2 and expires_at > now()",
     )
@@ -89,7 +89,7 @@ pub async fn check(
     .await?;
     match row {
         None => Ok(Previous::None),
-        Some((hash, body)) if hash == key.request_hash => Ok(Previous::Replay(body)),
+        Some((hash, body)) if hash == key.request_hash => Ok(Previous::Replay(body.0)),
         Some(_) => Err(ApiError::Unprocessable {
             code: "IDEMPOTENCY_KEY_REUSED",
             message: "This Idempotency-Key was already used with a different request body"

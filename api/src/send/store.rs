@@ -3,12 +3,14 @@
 //! committed or none of it is, so a 202 always has a complete message behind it.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use shared::outgoing::OutgoingMessage;
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::idempotency::IdempotencyKey;
+use crate::error::ApiError;
+use crate::routes::common::MessageStatus;
 
 /// A validated message ready to be stored.
 pub struct NewMessage {
@@ -21,19 +23,43 @@ pub struct NewMessage {
     pub traceparent: Option<String>,
 }
 
-/// What `POST /mail/send` answers; stored with the idempotency key so a replay is identical.
+/// What `POST /mail/send` answers (the spec's keys, always all of them). Stored as JSON with the
+/// idempotency key and read back into this type for a replay, so a replay is the same answer in
+/// the same, documented, shape.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SendResponse {
+    pub success: bool,
+    pub message_id: Uuid,
+    /// `pending` until the mail server has the message (`submitted`); `failed` at once when
+    /// every recipient is suppressed.
+    pub status: MessageStatus,
+    /// The mail server's queue id, once submitted; `null` until then.
+    #[serde(default)]
+    #[schema(required = true, example = "4f0Bn53bY2z6v2j")]
+    pub queue_id: Option<String>,
+    /// Distinct recipients (to, cc and bcc; an address listed twice counts once).
+    #[schema(minimum = 1)]
+    pub recipient_count: usize,
+}
+
+/// The answer for a message with `status` (as stored) and, once submitted, its queue id.
 pub fn accepted_response(
     id: Uuid,
     status: &str,
     queue_id: Option<&str>,
     recipient_count: usize,
-) -> Value {
-    json!({
-        "success": true,
-        "message_id": id,
-        "status": status,
-        "queue_id": queue_id,
-        "recipient_count": recipient_count,
+) -> Result<SendResponse, ApiError> {
+    let status = MessageStatus::parse(status).ok_or_else(|| {
+        ApiError::Internal(anyhow::anyhow!(
+            "stored message status {status:?} is unknown"
+        ))
+    })?;
+    Ok(SendResponse {
+        success: true,
+        message_id: id,
+        status,
+        queue_id: queue_id.map(str::to_owned),
+        recipient_count,
     })
 }
 
@@ -169,7 +195,7 @@ pub async fn insert_idempotency(
     key: &IdempotencyKey,
     token_id: i64,
     message_id: Uuid,
-    response: &Value,
+    response: &SendResponse,
     expires_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
@@ -186,7 +212,7 @@ pub async fn insert_idempotency(
     .bind(key.as_str())
     .bind(&key.request_hash[..])
     .bind(message_id)
-    .bind(response)
+    .bind(sqlx::types::Json(response))
     .bind(expires_at)
     .execute(&mut **tx)
     .await?;

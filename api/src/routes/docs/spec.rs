@@ -1,30 +1,20 @@
 //! The `OpenApi` root: every annotated handler, the shared schemas, the `X-MAILAPI-TOKEN`
 //! scheme, and the error responses every route shares. Route-specific errors (403, 404, 409...)
 //! are on each handler's annotation; the ones the middleware can produce for any route of a kind
-//! are added here once, so a new handler cannot forget them.
+//! are added here once, so a new handler cannot forget them. Request bodies whose fields depend
+//! on each other get those rules (kept beside the code that enforces them) added here too.
 
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::AllOfBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
-use utoipa::openapi::{OpenApi as Doc, RefOr, Response, ResponseBuilder};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{OpenApi as Doc, RefOr, Response, ResponseBuilder, Schema};
+use utoipa::{Modify, OpenApi};
 
+use crate::routes::common::ErrorBody;
 use crate::routes::{
     docs, domains, events, health, mail, mailbox, metrics, permissions, signup, stats,
     suppressions, tokens, users,
 };
-
-/// Every error: `success` is false, `error` a stable code, `message` for humans; `field` names
-/// the offending input of a 400 when there is one.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ErrorBody {
-    /// Always `false`.
-    success: bool,
-    /// A stable code such as `VALIDATION_ERROR` or `MAILBOX_NOT_FOUND`.
-    error: String,
-    message: String,
-    field: Option<String>,
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,6 +55,14 @@ impl Modify for Shared {
                  or `POST /api/v1/tokens`.",
             ))),
         );
+        let rules = [
+            ("CreateToken", tokens::CreateToken::rules()),
+            ("UpdateUser", users::UpdateUser::rules()),
+            ("BodyRequest", crate::send::request::BodyRequest::rules()),
+        ];
+        for (name, rules) in rules {
+            add_rules(components, name, rules);
+        }
         for (path, item) in doc.paths.paths.iter_mut() {
             let ops = [
                 &mut item.get,
@@ -78,6 +76,20 @@ impl Modify for Shared {
             }
         }
     }
+}
+
+/// Replaces schema `name` with `allOf: [schema, rules...]`, so a request must meet both.
+fn add_rules(components: &mut utoipa::openapi::Components, name: &str, rules: Vec<RefOr<Schema>>) {
+    let Some(schema) = components.schemas.remove(name) else {
+        panic!("no schema {name} to add rules to");
+    };
+    let mut all = AllOfBuilder::new().item(schema);
+    for rule in rules {
+        all = all.item(rule);
+    }
+    components
+        .schemas
+        .insert(name.to_owned(), RefOr::T(Schema::AllOf(all.build())));
 }
 
 /// What the layers around every handler can answer, whatever the handler does.

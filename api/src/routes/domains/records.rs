@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// What a record is for; decides how published values are compared with the expected one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Inbound mail for the domain reaches this server.
@@ -22,14 +22,19 @@ pub enum Purpose {
     ReturnPathMx,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A record the domain should publish.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Expected {
     pub purpose: Purpose,
+    /// `MX` or `TXT`.
     #[serde(rename = "type")]
+    #[schema(pattern = "^(MX|TXT)$")]
     pub record_type: &'static str,
     pub name: String,
     pub value: String,
+    /// The MX preference (MX records only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub priority: Option<u16>,
     pub ttl: u32,
 }
@@ -86,7 +91,7 @@ pub fn expected(i: &Inputs<'_>) -> Vec<Expected> {
     out
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,

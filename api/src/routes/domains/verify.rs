@@ -18,12 +18,14 @@ use serde::Serialize;
 use super::records::{Expected, Status, judge};
 
 /// One expected record and what the lookup found for it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Checked {
     #[serde(flatten)]
     pub expected: Expected,
     pub status: Status,
+    /// What DNS answers at the record's name (MX: `"<preference> <host>"`).
     pub found: Vec<String>,
+    /// A sentence saying what is right or wrong.
     pub detail: String,
 }
 

@@ -10,14 +10,14 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use shared::address::{DomainName, EmailAddress};
 
-use super::PeriodView;
 use super::period::Period;
 use super::rollup::{self, Counts};
+use super::{DateParam, PeriodView, SenderParam};
 use crate::access::{self, StatsScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Query;
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::ErrorBody;
 use crate::state::AppState;
 use crate::time;
 
@@ -28,11 +28,31 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct DeliveryQuery {
+    /// ISO 8601 date (`2024-01-20`) or date-time (default: 7 days before `end_date`).
+    #[param(value_type = Option<DateParam>, inline)]
     start_date: Option<String>,
+    /// ISO 8601 date (the whole day) or date-time (default: now).
+    #[param(value_type = Option<DateParam>, inline)]
     end_date: Option<String>,
+    /// A sender address or a sending domain.
+    #[param(value_type = Option<SenderParam>, inline)]
     sender: Option<String>,
+    /// `day` (default), `hour` or `domain`.
+    #[param(value_type = Option<GroupByParam>, inline)]
     group_by: Option<String>,
 }
+
+crate::routes::common::text!(
+    GroupByParam,
+    "`day` (default), `hour` or `domain`.",
+    crate::routes::common::Text {
+        pattern: Some(GROUP_BY),
+        ..Default::default()
+    }
+);
+
+/// `GroupBy::parse`: one of the three, blanks around it ignored; empty means `day`.
+const GROUP_BY: &str = r"^[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(day|hour|domain)?[\t\n\x0B\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum GroupBy {

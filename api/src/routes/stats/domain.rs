@@ -7,14 +7,15 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use shared::address::DomainName;
 
-use super::PeriodView;
 use super::period::Period;
 use super::rollup::{self, Counts};
+use super::{DateParam, PeriodView};
 use crate::access::{self, Permission, StatsScope};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
-use crate::routes::docs::spec::ErrorBody;
+use crate::routes::common::Domain;
+use crate::routes::common::ErrorBody;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -27,7 +28,11 @@ const TOP: usize = 10;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct RangeQuery {
+    /// ISO 8601 date (`2024-01-20`) or date-time (default: 7 days before `end_date`).
+    #[param(value_type = Option<DateParam>, inline)]
     start_date: Option<String>,
+    /// ISO 8601 date (the whole day) or date-time (default: now).
+    #[param(value_type = Option<DateParam>, inline)]
     end_date: Option<String>,
 }
 
@@ -69,7 +74,7 @@ struct DomainResponse {
     get,
     path = "/api/v1/stats/domain/{domain}",
     tag = "stats",
-    params(("domain" = String, Path, description = "Domain name"), RangeQuery),
+    params(("domain" = Domain, Path, description = "Domain name"), RangeQuery),
     responses((status = 200, description = "Outbound and inbound counts for one domain over the period", body = DomainResponse), (status = 403, description = "ACCESS_DENIED: the token may not do this", body = ErrorBody), (status = 404, description = "NOT_FOUND: no such domain", body = ErrorBody))
 )]
 async fn domain(

@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted; hashing cost grows with length, and nothing real is longer.
 pub const MAX_PASSWORD_CHARS: usize = 256;
-const MAX_NAME_CHARS: usize = 200;
+pub const MAX_NAME_CHARS: usize = 200;
 
 /// A password that meets the rules; only its hash is ever stored.
 pub struct Password(String);
@@ -78,17 +78,20 @@ pub fn address_in_domain(raw: &str, domain: &str) -> ApiResult<EmailAddress> {
 
 /// An optional display name: trimmed, at most 200 characters, no control characters (it may
 /// end up in a header). Empty means none.
+///
+/// Checked before trimming, as the document's `maxLength` and `pattern` are.
 pub fn display_name(raw: Option<&str>) -> ApiResult<Option<String>> {
-    let Some(name) = raw.map(str::trim).filter(|n| !n.is_empty()) else {
+    let Some(raw) = raw else {
         return Ok(None);
     };
-    if name.chars().count() > MAX_NAME_CHARS || has_control_chars(name) {
+    if raw.chars().count() > MAX_NAME_CHARS || has_control_chars(raw) {
         return Err(ApiError::validation(
             "name",
             format!("must be at most {MAX_NAME_CHARS} printable characters"),
         ));
     }
-    Ok(Some(name.to_owned()))
+    let name = raw.trim();
+    Ok((!name.is_empty()).then(|| name.to_owned()))
 }
 
 /// Inserts a mailbox; `MAILBOX_EXISTS` (409) when the address is taken.
