@@ -156,10 +156,11 @@ pub async fn inbound(db: &PgPool, rows: &[(&str, Option<&str>, &str, DateTime<Ut
     .unwrap();
 }
 
-/// What a breakdown row or a summary holds, counted straight from the raw rows.
+/// What a breakdown row or a summary holds, counted straight from the raw rows. `total` is every
+/// counted recipient (the summary's `total_sent`; a row's `sent + rejected`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Figures {
-    pub sent: i64,
+    pub total: i64,
     pub delivered: i64,
     pub bounced: i64,
     pub deferred: i64,
@@ -215,11 +216,11 @@ pub async fn direct(
         .await
         .unwrap();
     rows.into_iter()
-        .map(|(k, sent, delivered, bounced, deferred, rejected)| {
+        .map(|(k, total, delivered, bounced, deferred, rejected)| {
             (
                 k,
                 Figures {
-                    sent,
+                    total,
                     delivered,
                     bounced,
                     deferred,
@@ -234,7 +235,7 @@ pub async fn direct(
 pub fn row_figures(row: &Value) -> Figures {
     let f = |k: &str| row[k].as_i64().unwrap_or_else(|| panic!("{k} in {row}"));
     Figures {
-        sent: f("sent"),
+        total: f("sent"),
         delivered: f("delivered"),
         bounced: f("bounced"),
         deferred: f("deferred"),
@@ -249,7 +250,7 @@ pub fn summary_figures(summary: &Value) -> Figures {
             .unwrap_or_else(|| panic!("{k} in {summary}"))
     };
     Figures {
-        sent: f("total_sent"),
+        total: f("total_sent"),
         delivered: f("delivered"),
         bounced: f("bounced"),
         deferred: f("deferred"),

@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use shared::address::{DomainName, EmailAddress};
 
 use super::PeriodView;
+use super::edges;
 use super::period::Period;
 use super::rollup::{self, Counts};
 use crate::access::{self, StatsScope};
@@ -28,7 +29,10 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct DeliveryQuery {
+    /// First second counted: ISO 8601 date or date-time (default: 7 days before the end).
     start_date: Option<String>,
+    /// Last second counted, included: ISO 8601 date-time, or a date for its whole day (default:
+    /// now).
     end_date: Option<String>,
     sender: Option<String>,
     group_by: Option<String>,
@@ -166,20 +170,26 @@ async fn delivery(
     let requested = parse_sender(q.sender.as_deref())?;
     let scope = access::require_stats_scope(&state.db, &p, requested).await?;
 
-    let hours = rollup::outbound_by_hour(&state.db, &scope, period.start, period.end).await?;
+    // Whole hours from the rollups, the partial hours at the edges from the raw rows.
+    let (from, to) = period.hours;
+    let mut hours = rollup::outbound_by_hour(&state.db, &scope, from, to).await?;
+    let edges = edges::outbound(&state.db, &scope, &period).await?;
+    edges::add_to_hours(&mut hours, &edges);
     let mut summary = Counts::default();
     for c in hours.values() {
         summary.add(c);
     }
     let breakdown = match group_by {
-        GroupBy::Hour => every_hour(&period)
+        GroupBy::Hour => period
+            .hour_buckets()
             .map(|h| Row {
                 hour: Some(time::format(&h)),
                 ..Row::new(&hours.get(&h).copied().unwrap_or_default())
             })
             .collect(),
         GroupBy::Day => {
-            let mut days: BTreeMap<_, Counts> = every_hour(&period)
+            let mut days: BTreeMap<_, Counts> = period
+                .hour_buckets()
                 .map(|h| (rollup::day_of(h), Counts::default()))
                 .collect();
             for (h, c) in &hours {
@@ -198,7 +208,8 @@ async fn delivery(
                 StatsScope::Sender(_) => period.hours_only(),
                 StatsScope::All | StatsScope::Domain(_) => period.split(),
             };
-            let by_domain = rollup::outbound_by_rcpt_domain(&state.db, &scope, &split).await?;
+            let mut by_domain = rollup::outbound_by_rcpt_domain(&state.db, &scope, &split).await?;
+            edges::add_to_rcpt_domains(&mut by_domain, &edges);
             let mut rows: Vec<(String, Counts)> = by_domain.into_iter().collect();
             rows.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
             rows.into_iter()
@@ -215,12 +226,6 @@ async fn delivery(
         summary: Summary::from(&summary),
         breakdown,
     }))
-}
-
-/// The period's hour buckets, newest first.
-fn every_hour(period: &Period) -> impl Iterator<Item = DateTime<Utc>> + '_ {
-    let hours = (period.end - period.start).num_hours();
-    (1..=hours).map(move |i| period.end - Duration::hours(i))
 }
 
 #[cfg(test)]

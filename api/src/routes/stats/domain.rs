@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use shared::address::DomainName;
 
 use super::PeriodView;
+use super::edges;
 use super::period::Period;
 use super::rollup::{self, Counts};
 use crate::access::{self, Permission, StatsScope};
@@ -27,7 +28,10 @@ const TOP: usize = 10;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct RangeQuery {
+    /// First second counted: ISO 8601 date or date-time (default: 7 days before the end).
     start_date: Option<String>,
+    /// Last second counted, included: ISO 8601 date-time, or a date for its whole day (default:
+    /// now).
     end_date: Option<String>,
 }
 
@@ -92,22 +96,23 @@ async fn domain(
     let scope = StatsScope::Domain(name);
     let split = period.split();
 
-    let hours = rollup::outbound_by_hour(&state.db, &scope, period.start, period.end).await?;
+    // Whole hours from the rollups, the partial hours at the edges from the raw rows.
+    let (from, to) = period.hours;
+    let hours = rollup::outbound_by_hour(&state.db, &scope, from, to).await?;
+    let edges = edges::outbound(&state.db, &scope, &period).await?;
     let mut out = Counts::default();
-    for c in hours.values() {
+    for c in hours.values().chain(edges.iter().map(|e| &e.counts)) {
         out.add(c);
     }
+    let mut by_domain = rollup::outbound_by_rcpt_domain(&state.db, &scope, &split).await?;
+    edges::add_to_rcpt_domains(&mut by_domain, &edges);
     let mut recipients: Vec<(String, i64)> =
-        rollup::outbound_by_rcpt_domain(&state.db, &scope, &split)
-            .await?
-            .into_iter()
-            .map(|(d, c)| (d, c.total()))
-            .collect();
+        by_domain.into_iter().map(|(d, c)| (d, c.total())).collect();
     recipients.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     recipients.truncate(TOP);
 
-    let inbound = rollup::inbound_totals(&state.db, &domain, period.start, period.end).await?;
-    let senders = rollup::inbound_top_senders(&state.db, &domain, &split, TOP as i64).await?;
+    let inbound = rollup::inbound_totals(&state.db, &domain, &period).await?;
+    let senders = rollup::inbound_top_senders(&state.db, &domain, &period, TOP as i64).await?;
     let top = |v: Vec<(String, i64)>| {
         v.into_iter()
             .map(|(domain, count)| DomainCount { domain, count })

@@ -1,13 +1,14 @@
-//! Reads the rollups that migrations/20261126000200_stats.sql maintains. Every query is an index
-//! range scan over buckets, so its cost is the number of buckets in the period, never the number of
-//! recipients. The figures are defined in docs/STATS.md.
+//! Reads the rollups that migrations/20261126000200_stats.sql maintains, for the whole hours of a
+//! period. Every query is an index range scan over buckets, so its cost is the number of buckets
+//! in the period, never the number of recipients; the partial hours at a period's edges come from
+//! the raw rows ([`super::edges`]). The figures are defined in docs/STATS.md.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::PgPool;
 
-use super::period::Split;
+use super::period::{Period, Split};
 use crate::access::StatsScope;
 
 /// Recipients per status (only statuses the rollups count: `pending` is never counted).
@@ -129,21 +130,36 @@ pub struct Inbound {
     pub spam: i64,
 }
 
+/// Inbound events for `domain` in the period: the whole hours from the rollup and the edges from
+/// `inbound_events` itself (by `occurred_at`, as the rollup buckets them), in one statement.
 pub async fn inbound_totals(
     db: &PgPool,
     domain: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    period: &Period,
 ) -> Result<Inbound, sqlx::Error> {
+    let [head, tail] = period.edges();
     let (accepted, rejected, spam): (i64, i64, i64) = sqlx::query_as(
         "select coalesce(sum(accepted), 0)::bigint, coalesce(sum(rejected), 0)::bigint,
                 coalesce(sum(spam), 0)::bigint
-           from stats_inbound_hourly
-          where domain = $1 and bucket >= $2 and bucket < $3",
+           from (select accepted, rejected, spam
+                   from stats_inbound_hourly
+                  where domain = $1 and bucket >= $2 and bucket < $3
+                 union all
+                 select count(*) filter (where status = 'accepted'),
+                        count(*) filter (where status = 'rejected'),
+                        count(*) filter (where status = 'spam')
+                   from inbound_events
+                  where domain = $1
+                    and (occurred_at >= $4 and occurred_at < $5
+                         or occurred_at >= $6 and occurred_at < $7)) r",
     )
     .bind(domain)
-    .bind(from)
-    .bind(to)
+    .bind(period.hours.0)
+    .bind(period.hours.1)
+    .bind(head.0)
+    .bind(head.1)
+    .bind(tail.0)
+    .bind(tail.1)
     .fetch_one(db)
     .await?;
     Ok(Inbound {
@@ -153,13 +169,16 @@ pub async fn inbound_totals(
     })
 }
 
-/// The `limit` sender domains with the most inbound events (the null sender left out).
+/// The `limit` sender domains with the most inbound events in the period (the null sender left
+/// out), ranked over the rollups' whole days and hours and the raw edges together.
 pub async fn inbound_top_senders(
     db: &PgPool,
     domain: &str,
-    split: &Split,
+    period: &Period,
     limit: i64,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let split = period.split();
+    let [head, tail] = period.edges();
     sqlx::query_as(
         "select sender_domain, sum(n)::bigint as count from (
              select sender_domain, accepted + rejected + spam as n
@@ -172,7 +191,14 @@ pub async fn inbound_top_senders(
              union all
              select sender_domain, accepted + rejected + spam
                from stats_inbound_hourly_sender
-              where domain = $1 and bucket >= $6 and bucket < $7) r
+              where domain = $1 and bucket >= $6 and bucket < $7
+             union all
+             select sender_domain, count(*)
+               from inbound_events
+              where domain = $1 and sender_domain is not null
+                and (occurred_at >= $9 and occurred_at < $10
+                     or occurred_at >= $11 and occurred_at < $12)
+              group by sender_domain) r
           where sender_domain <> '<>'
           group by sender_domain
          having sum(n) <> 0
@@ -187,6 +213,10 @@ pub async fn inbound_top_senders(
     .bind(split.tail.0)
     .bind(split.tail.1)
     .bind(limit)
+    .bind(head.0)
+    .bind(head.1)
+    .bind(tail.0)
+    .bind(tail.1)
     .fetch_all(db)
     .await
 }
