@@ -231,15 +231,21 @@ pub async fn direct(
         .collect()
 }
 
-/// The figures of one API breakdown row (`rejected` is not shown per row: the rest of `sent`).
+/// The figures of one API breakdown row. A row's `sent` is delivered + bounced + deferred, as in
+/// the spec's example (until issue 15 it included rejected), and `rejected` is shown beside it.
 pub fn row_figures(row: &Value) -> Figures {
     let f = |k: &str| row[k].as_i64().unwrap_or_else(|| panic!("{k} in {row}"));
+    assert_eq!(
+        f("sent"),
+        f("delivered") + f("bounced") + f("deferred"),
+        "sent = delivered + bounced + deferred: {row}"
+    );
     Figures {
-        total: f("sent"),
+        total: f("sent") + f("rejected"),
         delivered: f("delivered"),
         bounced: f("bounced"),
         deferred: f("deferred"),
-        rejected: f("sent") - f("delivered") - f("bounced") - f("deferred"),
+        rejected: f("rejected"),
     }
 }
 

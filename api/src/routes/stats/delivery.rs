@@ -114,8 +114,9 @@ pub fn delivery_rate(delivered: i64, total: i64) -> f64 {
     tenths as f64 / 10.0
 }
 
-/// One breakdown row: `date`, `hour` or `domain`, then the four figures the spec shows. `sent` is
-/// the row's total (delivered + bounced + deferred + rejected).
+/// One breakdown row: `date`, `hour` or `domain`, then the four figures the spec shows, where
+/// `sent` = delivered + bounced + deferred as in its example, and `rejected`, so that the rows
+/// add up to the summary (`total_sent` = the sum of `sent + rejected`).
 #[derive(Serialize, utoipa::ToSchema)]
 struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,10 +125,13 @@ struct Row {
     hour: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     domain: Option<String>,
+    /// Delivered + bounced + deferred: the recipients a receiving server was tried for.
     sent: i64,
     delivered: i64,
     bounced: i64,
     deferred: i64,
+    /// Refused before reaching a receiving server (failed or suppressed); not in `sent`.
+    rejected: i64,
 }
 
 impl Row {
@@ -136,10 +140,11 @@ impl Row {
             date: None,
             hour: None,
             domain: None,
-            sent: c.total(),
+            sent: c.attempted(),
             delivered: c.sent,
             bounced: c.bounced,
             deferred: c.deferred,
+            rejected: c.rejected(),
         }
     }
 }
@@ -211,6 +216,7 @@ async fn delivery(
             let mut by_domain = rollup::outbound_by_rcpt_domain(&state.db, &scope, &split).await?;
             edges::add_to_rcpt_domains(&mut by_domain, &edges);
             let mut rows: Vec<(String, Counts)> = by_domain.into_iter().collect();
+            // Busiest first by everything counted, rejected included, as the summary counts.
             rows.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
             rows.into_iter()
                 .map(|(d, c)| Row {

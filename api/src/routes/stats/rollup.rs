@@ -27,9 +27,16 @@ impl Counts {
         self.failed + self.suppressed
     }
 
-    /// Every recipient with an outcome or an attempt: all but `pending`.
+    /// Recipients a receiving server was tried for: delivered, bounced or still deferred. The
+    /// spec's breakdown `sent` (delivered + bounced + deferred in its example).
+    pub fn attempted(&self) -> i64 {
+        self.sent + self.bounced + self.deferred
+    }
+
+    /// Every recipient with an outcome or an attempt: all but `pending`. The spec's
+    /// `total_sent`, which includes rejected mail (its `delivery_rate` is delivered / this).
     pub fn total(&self) -> i64 {
-        self.sent + self.bounced + self.deferred + self.rejected()
+        self.attempted() + self.rejected()
     }
 
     pub fn add(&mut self, c: &Counts) {
