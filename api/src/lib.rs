@@ -6,11 +6,13 @@
 //! wraps axum's extractors so their rejections do too; [`tokens`] is token storage shared with the
 //! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does; [`imap`] is
 //! the pool of Dovecot sessions the mailbox routes read through; [`send`] accepts messages;
-//! [`trace`] makes the OpenTelemetry span of each request.
+//! [`trace`] makes the OpenTelemetry span of each request; [`client_ip`] names each request's
+//! client, through trusted proxies.
 
 pub mod access;
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod imap;

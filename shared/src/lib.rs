@@ -6,7 +6,8 @@
 //! of an accepted message and builds its MIME; [`jobs`] names the Redis stream and its entries;
 //! [`redis`] connects to one Redis server, a Sentinel-watched master or a Cluster alike;
 //! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging and the OpenTelemetry
-//! tracer; [`metrics`] names every Prometheus series and holds the registry.
+//! tracer; [`metrics`] names every Prometheus series and holds the registry; [`net`] parses the
+//! CIDR ranges of trusted proxies.
 
 pub mod address;
 pub mod batch;
@@ -15,6 +16,7 @@ pub mod db;
 pub mod delivery;
 pub mod jobs;
 pub mod metrics;
+pub mod net;
 pub mod outgoing;
 pub mod password;
 pub mod redis;
