@@ -175,10 +175,11 @@ async fn delivery(
     let requested = parse_sender(q.sender.as_deref())?;
     let scope = access::require_stats_scope(&state.db, &p, requested).await?;
 
-    // Whole hours from the rollups, the partial hours at the edges from the raw rows.
+    // Hours from the rollups, corrected from the raw rows at the edges, in one snapshot.
+    let mut db = rollup::snapshot(&state.db).await?;
     let (from, to) = period.hours;
-    let mut hours = rollup::outbound_by_hour(&state.db, &scope, from, to).await?;
-    let edges = edges::outbound(&state.db, &scope, &period).await?;
+    let mut hours = rollup::outbound_by_hour(&mut db, &scope, from, to).await?;
+    let edges = edges::outbound(&mut db, &scope, &period).await?;
     edges::add_to_hours(&mut hours, &edges);
     let mut summary = Counts::default();
     for c in hours.values() {
@@ -213,7 +214,7 @@ async fn delivery(
                 StatsScope::Sender(_) => period.hours_only(),
                 StatsScope::All | StatsScope::Domain(_) => period.split(),
             };
-            let mut by_domain = rollup::outbound_by_rcpt_domain(&state.db, &scope, &split).await?;
+            let mut by_domain = rollup::outbound_by_rcpt_domain(&mut db, &scope, &split).await?;
             edges::add_to_rcpt_domains(&mut by_domain, &edges);
             let mut rows: Vec<(String, Counts)> = by_domain.into_iter().collect();
             // Busiest first by everything counted, rejected included, as the summary counts.

@@ -96,23 +96,24 @@ async fn domain(
     let scope = StatsScope::Domain(name);
     let split = period.split();
 
-    // Whole hours from the rollups, the partial hours at the edges from the raw rows.
+    // Hours from the rollups, corrected from the raw rows at the edges, in one snapshot.
+    let mut db = rollup::snapshot(&state.db).await?;
     let (from, to) = period.hours;
-    let hours = rollup::outbound_by_hour(&state.db, &scope, from, to).await?;
-    let edges = edges::outbound(&state.db, &scope, &period).await?;
+    let hours = rollup::outbound_by_hour(&mut db, &scope, from, to).await?;
+    let edges = edges::outbound(&mut db, &scope, &period).await?;
     let mut out = Counts::default();
     for c in hours.values().chain(edges.iter().map(|e| &e.counts)) {
         out.add(c);
     }
-    let mut by_domain = rollup::outbound_by_rcpt_domain(&state.db, &scope, &split).await?;
+    let mut by_domain = rollup::outbound_by_rcpt_domain(&mut db, &scope, &split).await?;
     edges::add_to_rcpt_domains(&mut by_domain, &edges);
     let mut recipients: Vec<(String, i64)> =
         by_domain.into_iter().map(|(d, c)| (d, c.total())).collect();
     recipients.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     recipients.truncate(TOP);
 
-    let inbound = rollup::inbound_totals(&state.db, &domain, &period).await?;
-    let senders = rollup::inbound_top_senders(&state.db, &domain, &period, TOP as i64).await?;
+    let inbound = rollup::inbound_totals(&mut db, &domain, &period).await?;
+    let senders = rollup::inbound_top_senders(&mut db, &domain, &period, TOP as i64).await?;
     let top = |v: Vec<(String, i64)>| {
         v.into_iter()
             .map(|(domain, count)| DomainCount { domain, count })

@@ -8,8 +8,12 @@
 //!
 //! The rollups count whole UTC hours (of each message's `created_at`, each inbound event's
 //! `occurred_at`), so a period is read in two kinds of parts: its whole hours from the rollups,
-//! and the partial hours at its edges (at most two, each shorter than an hour) from the raw rows
-//! by the same timestamp. Together they count exactly the rows stamped in `[start, end)`.
+//! and the partial hours at its two edges from the raw rows, by the same timestamp. An edge is
+//! counted whichever way reads fewer raw rows: directly (`10:17:00-10:59:59`), or as its whole
+//! hour from the rollups minus the rest of that hour (`10:00:00-10:16:59`) when the rest is
+//! shorter or lies in the future. Each raw part is then at most half an hour of mail, and an
+//! edge that ends now costs nothing. Read in one snapshot, the parts count exactly the rows
+//! stamped in `[start, end)`.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 
@@ -23,14 +27,25 @@ const DEFAULT_DAYS: i64 = 7;
 /// A half-open interval of time, `[from, to)`; empty when `from == to`.
 pub type Span = (DateTime<Utc>, DateTime<Utc>);
 
+/// A part of a period counted from the raw rows: a span inside one UTC hour whose rows are
+/// added to what the rollups count (`sign` 1), or taken from it (`sign` -1: the rest of an
+/// edge's hour, which the rollups count whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawSpan {
+    pub span: Span,
+    pub sign: i64,
+}
+
 /// `[start, end)` in whole seconds, `start < end`; `end` is one second after `end_date`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    /// The whole UTC hours inside the period: what the hourly rollups answer for. Empty when no
-    /// whole hour fits, and then placed at `end` so that [`Period::edges`] stays one formula.
+    /// The UTC hours read from the hourly rollups: the whole hours inside the period, plus the
+    /// hour of an edge counted as "its hour minus the rest". Possibly empty (`from == to`).
     pub hours: Span,
+    /// What [`Period::hours`] is corrected by from the raw rows; either may be empty.
+    pub raw: [RawSpan; 2],
 }
 
 /// Where the rollups are read for the whole hours of a period: whole days from the daily rows,
@@ -75,11 +90,14 @@ impl Period {
                 format!("A period covers at most {MAX_DAYS} days"),
             ));
         }
-        let hours = match (ceil_hour(start), floor_hour(end)) {
-            (Some(first), Some(last)) if first <= last => (first, last),
-            _ => (end, end),
-        };
-        Ok(Self { start, end, hours })
+        let (hours, raw) =
+            plan(start, end, now).ok_or_else(|| invalid_date("end_date", "the period"))?;
+        Ok(Self {
+            start,
+            end,
+            hours,
+            raw,
+        })
     }
 
     /// The last second inside the period, as the spec's `period.end` shows it: the requested
@@ -88,15 +106,9 @@ impl Period {
         self.end - Duration::seconds(1)
     }
 
-    /// The partial hours before and after [`Period::hours`], counted from the raw rows: each
-    /// lies inside one UTC hour, and either may be empty. A period inside one hour is all edge.
-    pub fn edges(&self) -> [Span; 2] {
-        [(self.start, self.hours.0), (self.hours.1, self.end)]
-    }
-
     /// Whether any part of the period must be counted from the raw rows.
-    pub fn has_edges(&self) -> bool {
-        self.edges().iter().any(|(from, to)| from < to)
+    pub fn has_raw(&self) -> bool {
+        self.raw.iter().any(|r| r.span.0 < r.span.1)
     }
 
     /// Every UTC hour the period touches, newest first: the buckets of `group_by=hour` (the
@@ -138,6 +150,46 @@ impl Period {
             head: (from, to),
             tail: (to, to),
         }
+    }
+}
+
+/// The rollup hours and the raw corrections of `[start, end)`, choosing for each edge the way
+/// that reads fewer raw rows, estimated by the length of each raw span up to `now` (there are no
+/// rows after now). Both ways are exact; this only decides the cost.
+fn plan(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<(Span, [RawSpan; 2])> {
+    let cost = |(from, to): Span| (to.min(now) - from).max(Duration::zero());
+    let add = |span: Span| RawSpan { span, sign: 1 };
+    let subtract = |span: Span| RawSpan { span, sign: -1 };
+    let hour = Duration::hours(1);
+    let start_hour = floor_hour(start)?;
+    let (first_whole, end_hour) = (ceil_hour(start)?, floor_hour(end)?);
+    if first_whole <= end_hour {
+        // The head edge `[start, first_whole)` lies in `start_hour`, the tail edge
+        // `[end_hour, end)` in `end_hour`; either may be empty.
+        let (from, head) = if cost((start_hour, start)) < cost((start, first_whole)) {
+            (start_hour, subtract((start_hour, start)))
+        } else {
+            (first_whole, add((start, first_whole)))
+        };
+        let next_hour = end_hour.checked_add_signed(hour)?;
+        let (to, tail) = if end > end_hour && cost((end, next_hour)) < cost((end_hour, end)) {
+            (next_hour, subtract((end, next_hour)))
+        } else {
+            (end_hour, add((end_hour, end)))
+        };
+        return Some(((from, to), [head, tail]));
+    }
+    // Inside one hour, neither bound on it: the period itself, or its hour minus both sides.
+    let next_hour = start_hour.checked_add_signed(hour)?;
+    let (before, after) = ((start_hour, start), (end, next_hour));
+    if cost(before) + cost(after) < cost((start, end)) {
+        Some(((start_hour, next_hour), [subtract(before), subtract(after)]))
+    } else {
+        Some(((end, end), [add((start, end)), add((end, end))]))
     }
 }
 
@@ -237,7 +289,7 @@ mod tests {
         assert_eq!(p.start, at("2024-01-20T00:00:00Z"));
         assert_eq!(p.last_second(), at("2024-01-27T23:59:59Z"));
         assert_eq!(p.hours, (p.start, p.end));
-        assert!(!p.has_edges());
+        assert!(!p.has_raw());
         let s = p.split();
         assert_eq!(s.days.0.to_string(), "2024-01-20");
         assert_eq!(s.days.1.to_string(), "2024-01-28");
@@ -251,16 +303,23 @@ mod tests {
         assert_eq!(p.start, at("2024-01-20T08:17:00Z"));
         assert_eq!(p.last_second(), at("2024-01-22T05:10:00Z"));
         assert_eq!(p.end, at("2024-01-22T05:10:01Z"));
-        // Whole hours from the rollups, the partial ones at both edges from the raw rows.
+        // Whole hours from the rollups. The head edge (08:17-08:59:59) is its hour minus
+        // 08:00-08:16:59 from the raw rows, the tail edge (05:00-05:10:00) raw rows.
         assert_eq!(
             p.hours,
-            (at("2024-01-20T09:00:00Z"), at("2024-01-22T05:00:00Z"))
+            (at("2024-01-20T08:00:00Z"), at("2024-01-22T05:00:00Z"))
         );
         assert_eq!(
-            p.edges(),
+            p.raw,
             [
-                (p.start, at("2024-01-20T09:00:00Z")),
-                (at("2024-01-22T05:00:00Z"), p.end)
+                RawSpan {
+                    span: (at("2024-01-20T08:00:00Z"), p.start),
+                    sign: -1
+                },
+                RawSpan {
+                    span: (at("2024-01-22T05:00:00Z"), p.end),
+                    sign: 1
+                }
             ]
         );
         let s = p.split();
@@ -276,47 +335,96 @@ mod tests {
         let p = parse("2024-01-20T10:00:00Z", "2024-01-20T12:00:00Z");
         assert_eq!(p.last_second(), at("2024-01-20T12:00:00Z"));
         assert_eq!(p.hours, (p.start, at("2024-01-20T12:00:00Z")));
-        assert_eq!(p.edges()[1], (at("2024-01-20T12:00:00Z"), p.end));
+        assert_eq!(p.raw[1].span, (at("2024-01-20T12:00:00Z"), p.end));
         // One second is a period too.
         let p = parse("2024-01-20T10:17:00Z", "2024-01-20T10:17:00Z");
         assert_eq!(p.end - p.start, Duration::seconds(1));
     }
 
+    /// How many times the rollup hours and the raw corrections count an instant.
+    fn weight(p: &Period, t: DateTime<Utc>) -> i64 {
+        let inside = |(from, to): Span| i64::from(from <= t && t < to);
+        inside(p.hours) + p.raw.iter().map(|r| r.sign * inside(r.span)).sum::<i64>()
+    }
+
     #[test]
-    fn edges_and_hours_tile_the_period() {
-        for (start, end) in [
-            ("2024-01-20T10:17:00Z", "2024-01-20T10:44:59Z"),
-            ("2024-01-20T10:17:00Z", "2024-01-20T10:59:59Z"),
-            ("2024-01-20T10:17:00Z", "2024-01-20T11:00:00Z"),
-            ("2024-01-20T10:17:00Z", "2024-01-23T08:05:00Z"),
-            ("2024-01-20T23:59:59Z", "2024-01-21T00:00:00Z"),
+    fn rollup_hours_and_raw_rows_count_each_second_of_the_period_once() {
+        let later = at("2025-01-01T00:00:00Z");
+        for (start, end, now) in [
+            ("2024-01-20T10:17:00Z", "2024-01-20T10:44:59Z", later),
+            ("2024-01-20T10:05:00Z", "2024-01-20T10:54:59Z", later),
+            ("2024-01-20T10:17:00Z", "2024-01-20T10:59:59Z", later),
+            ("2024-01-20T10:17:00Z", "2024-01-20T11:00:00Z", later),
+            ("2024-01-20T10:47:00Z", "2024-01-23T08:05:00Z", later),
+            ("2024-01-20T10:17:00Z", "2024-01-23T08:45:00Z", later),
+            ("2024-01-20T23:59:59Z", "2024-01-21T00:00:00Z", later),
+            ("2024-01-20T10:00:00Z", "2024-01-20T11:59:59Z", later),
+            // Ending now, in the current hour: the rest of that hour is in the future.
+            (
+                "2024-01-13T10:20:07Z",
+                "2024-01-20T10:20:07Z",
+                at("2024-01-20T10:20:07.3Z"),
+            ),
+            (
+                "2024-01-20T10:05:00Z",
+                "2024-01-20T10:10:00Z",
+                at("2024-01-20T10:10:00.3Z"),
+            ),
         ] {
-            let p = parse(start, end);
-            let [head, tail] = p.edges();
-            assert_eq!(head.0, p.start, "{start}");
-            assert_eq!(head.1, p.hours.0, "{start}");
-            assert_eq!(p.hours.1, tail.0, "{start}");
-            assert_eq!(tail.1, p.end, "{start}");
-            for (from, to) in [head, p.hours, tail] {
-                assert!(from <= to, "{start} .. {end}");
+            let p = Period::parse(Some(start), Some(end), now).unwrap();
+            let first = floor_hour(p.start).unwrap() - Duration::hours(1);
+            let last = ceil_hour(p.end).unwrap() + Duration::hours(1);
+            let mut t = first;
+            while t < last {
+                let want = i64::from(p.start <= t && t < p.end);
+                assert_eq!(weight(&p, t), want, "{start} .. {end} at {t}");
+                // Every second near the edges, every 10 minutes in between.
+                let near = t < p.start + Duration::hours(2) || t >= p.end - Duration::hours(2);
+                t += if near {
+                    Duration::seconds(1)
+                } else {
+                    Duration::minutes(10)
+                };
             }
-            for (from, to) in [head, tail] {
-                assert!(to - from < Duration::hours(1), "{start} .. {end}");
+            assert!(p.hours.0 <= p.hours.1, "{start} .. {end}");
+            if p.hours.0 < p.hours.1 {
+                assert_eq!(p.hours.0.timestamp() % 3600, 0, "{start}");
+                assert_eq!(p.hours.1.timestamp() % 3600, 0, "{start}");
+            }
+            // Each raw part lies inside one hour, and they read at most half an hour each
+            // (up to now).
+            for r in p.raw {
+                let (from, to) = r.span;
+                assert!(from <= to, "{start} .. {end}");
                 if from < to {
                     let last = to - Duration::seconds(1);
                     assert_eq!(floor_hour(from), floor_hour(last), "inside one hour");
                 }
             }
-            if p.hours.0 < p.hours.1 {
-                assert_eq!(p.hours.0.timestamp() % 3600, 0, "{start}");
-                assert_eq!(p.hours.1.timestamp() % 3600, 0, "{start}");
-            }
-            assert!(p.has_edges());
+            let read: Duration = p
+                .raw
+                .iter()
+                .map(|r| (r.span.1.min(now) - r.span.0).max(Duration::zero()))
+                .sum();
+            assert!(read <= Duration::minutes(60), "{start} .. {end}: {read}");
         }
-        // Inside one hour: nothing from the rollups.
+        // Inside one hour and short: only raw rows.
         let p = parse("2024-01-20T10:17:00Z", "2024-01-20T10:44:59Z");
         assert_eq!(p.hours.0, p.hours.1);
-        assert_eq!(p.edges()[0], (p.start, p.end));
+        assert_eq!(p.raw[0].span, (p.start, p.end));
+        // Inside one hour and long: the hour minus both sides.
+        let p = parse("2024-01-20T10:05:00Z", "2024-01-20T10:54:59Z");
+        assert_eq!(
+            p.hours,
+            (at("2024-01-20T10:00:00Z"), at("2024-01-20T11:00:00Z"))
+        );
+        assert_eq!(p.raw.map(|r| r.sign), [-1, -1]);
+        // Ending now: the tail is its hour minus the (empty) future.
+        let now = at("2024-01-20T10:20:07.3Z");
+        let p = Period::parse(Some("2024-01-13T10:20:07Z"), None, now).unwrap();
+        assert_eq!(p.hours.1, at("2024-01-20T11:00:00Z"));
+        assert_eq!(p.raw[1].span, (p.end, p.hours.1));
+        assert_eq!(p.raw[1].sign, -1);
     }
 
     #[test]
@@ -325,7 +433,7 @@ mod tests {
         let s = p.split();
         assert_eq!(s.days.0, s.days.1);
         assert_eq!(s.head, (p.start, p.end));
-        assert!(!p.has_edges());
+        assert!(!p.has_raw());
     }
 
     #[test]
