@@ -7,11 +7,13 @@
 //! CLI; [`state`] is what handlers share; [`time`] formats timestamps as the spec does; [`imap`] is
 //! the pool of Dovecot sessions the mailbox routes read through; [`send`] accepts messages;
 //! [`trace`] makes the OpenTelemetry span of each request; [`notify`] is the one `LISTEN`
-//! connection that wakes requests waiting on a message.
+//! connection that wakes requests waiting on a message; [`client_ip`] names each request's
+//! client, through trusted proxies.
 
 pub mod access;
 pub mod auth;
 pub mod cli;
+pub mod client_ip;
 pub mod error;
 pub mod extract;
 pub mod imap;

@@ -161,10 +161,10 @@ async fn check_delivery(
         expected,
         "summary of {query}: {body}"
     );
-    let rate = if expected.sent == 0 {
+    let rate = if expected.total == 0 {
         0.0
     } else {
-        (expected.delivered as f64 * 1000.0 / expected.sent as f64).round() / 10.0
+        (expected.delivered as f64 * 1000.0 / expected.total as f64).round() / 10.0
     };
     assert_eq!(
         body["summary"]["delivery_rate"].as_f64(),
@@ -188,6 +188,15 @@ async fn check_delivery(
     }
     got.retain(|_, f| *f != Figures::default());
     assert_eq!(got, want, "breakdown of {query}");
+    // Every grouping adds up to the summary.
+    let sum = got.values().fold(Figures::default(), |a, f| Figures {
+        total: a.total + f.total,
+        delivered: a.delivered + f.delivered,
+        bounced: a.bounced + f.bounced,
+        deferred: a.deferred + f.deferred,
+        rejected: a.rejected + f.rejected,
+    });
+    assert_eq!(sum, expected, "the rows of {query} add up to the summary");
     body
 }
 
@@ -195,14 +204,15 @@ async fn check_delivery(
 async fn every_figure_equals_a_direct_count() {
     let w = world().await;
     let now = Utc::now();
+    let (start, end) = (
+        (now - Duration::days(3) + Duration::minutes(20)).format("%Y-%m-%dT%H:%M:%SZ"),
+        now.format("%Y-%m-%dT%H:%M:%SZ"),
+    );
     let ranges = [
         String::new(),
-        // Not on whole hours or days: the partial first and last day come from hourly rows.
-        format!(
-            "start_date={}&end_date={}",
-            (now - Duration::days(3) + Duration::minutes(20)).format("%Y-%m-%dT%H:%M:%SZ"),
-            now.format("%Y-%m-%dT%H:%M:%SZ")
-        ),
+        // Not on whole hours or days: the partial first and last day come from hourly rows, the
+        // partial first and last hour from the raw rows.
+        format!("start_date={start}&end_date={end}"),
         format!(
             "start_date={}&end_date={}",
             (now - Duration::days(45)).format("%Y-%m-%d"),
@@ -214,6 +224,11 @@ async fn every_figure_equals_a_direct_count() {
             let q = format!("{range}&group_by={group}");
             let all = check_delivery(&w, &q, &w.admin, (None, None)).await;
             assert!(all["summary"]["total_sent"].as_i64().unwrap() > 0, "{all}");
+            if range == &ranges[1] {
+                // The period echoes the requested bounds, to the second.
+                assert_eq!(all["period"]["start"], start.to_string(), "{all}");
+                assert_eq!(all["period"]["end"], end.to_string(), "{all}");
+            }
             check_delivery(
                 &w,
                 &format!("{q}&sender=a.test"),
@@ -260,17 +275,26 @@ async fn every_figure_equals_a_direct_count() {
     );
     assert_eq!(s["total_sent"].as_i64(), Some(14), "{s}");
     assert_eq!(s["delivery_rate"].as_f64(), Some(50.0), "{s}");
-    // The default period: the last 7 days, hour-aligned, and dense day rows (zeros included).
+    // The default period: the 7 days up to now (this second included), and dense day rows
+    // (zeros included).
+    let before = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let default = get_ok(&w.app, "/stats/delivery", &w.admin).await;
+    let after = Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
     assert!(
         default["breakdown"].as_array().unwrap().len() >= 7,
         "{default}"
     );
-    assert!(
-        default["period"]["end"]
-            .as_str()
-            .unwrap()
-            .ends_with(":59:59Z"),
+    let end = default["period"]["end"].as_str().unwrap();
+    assert!(before.as_str() <= end && end <= after.as_str(), "{default}");
+    let end: chrono::DateTime<Utc> = end.parse().unwrap();
+    let start: chrono::DateTime<Utc> = default["period"]["start"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        end - start,
+        Duration::days(7) - Duration::seconds(1),
         "{default}"
     );
 }
@@ -296,13 +320,15 @@ async fn domain_statistics_equal_direct_counts() {
         let total = direct(db, start, end, Some("a.test"), None, Key::All).await;
         let t = total.get("").copied().unwrap_or_default();
         let out = &body["outbound"];
-        assert_eq!(out["total"].as_i64(), Some(t.sent), "{body}");
+        assert_eq!(out["total"].as_i64(), Some(t.total), "{body}");
         assert_eq!(out["delivered"].as_i64(), Some(t.delivered), "{body}");
         assert_eq!(out["bounced"].as_i64(), Some(t.bounced), "{body}");
         assert_eq!(out["deferred"].as_i64(), Some(t.deferred), "{body}");
+        assert_eq!(out["rejected"].as_i64(), Some(t.rejected), "{body}");
+        assert_eq!(t.total, t.delivered + t.bounced + t.deferred + t.rejected);
         let by_domain = direct(db, start, end, Some("a.test"), None, Key::RcptDomain).await;
         let mut want: Vec<(String, i64)> =
-            by_domain.into_iter().map(|(d, f)| (d, f.sent)).collect();
+            by_domain.into_iter().map(|(d, f)| (d, f.total)).collect();
         want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let got: Vec<(String, i64)> = out["top_recipients"]
             .as_array()
@@ -490,7 +516,7 @@ async fn bad_parameters_are_400_with_a_clear_code() {
             "INVALID_RANGE",
         ),
         (
-            "/stats/delivery?start_date=2024-01-20T10:00:00Z&end_date=2024-01-20T10:00:00Z",
+            "/stats/delivery?start_date=2024-01-20T10:00:00Z&end_date=2024-01-20T09:59:59Z",
             "INVALID_RANGE",
         ),
         (
@@ -534,4 +560,35 @@ async fn bad_parameters_are_400_with_a_clear_code() {
     .await;
     assert_eq!(hours["breakdown"].as_array().unwrap().len(), 24);
     assert_eq!(hours["breakdown"][0]["hour"], "2024-01-20T23:00:00Z");
+    // Date-times are kept to the second and echoed; hour rows cover every hour touched.
+    let exact = get_ok(
+        &app,
+        "/stats/delivery?start_date=2024-01-20T10:17:00Z&end_date=2024-01-20T12:00:00%2B00:00&group_by=hour",
+        &admin,
+    )
+    .await;
+    assert_eq!(exact["period"]["start"], "2024-01-20T10:17:00Z");
+    assert_eq!(exact["period"]["end"], "2024-01-20T12:00:00Z");
+    let rows: Vec<&str> = exact["breakdown"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["hour"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "2024-01-20T12:00:00Z",
+            "2024-01-20T11:00:00Z",
+            "2024-01-20T10:00:00Z"
+        ]
+    );
+    // One second is a period.
+    let second = get_ok(
+        &app,
+        "/stats/domain/a.test?start_date=2024-01-20T10:17:00Z&end_date=2024-01-20T10:17:00Z",
+        &admin,
+    )
+    .await;
+    assert_eq!(second["period"]["start"], second["period"]["end"]);
 }

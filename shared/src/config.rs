@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::net::TrustedProxies;
+
 /// A setting that could not be used. The message names the environment variable.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid setting {var}: {reason}")]
@@ -39,6 +41,10 @@ pub struct Settings {
     /// Prefix of every Redis key we use. Each test run gets its own; see [`crate::jobs`].
     pub key_prefix: String,
     pub listen: SocketAddr,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` headers the API believes when it names a
+    /// request's client (`MAILAPI_TRUSTED_PROXIES`, CIDR ranges; none by default, so every
+    /// client is its socket peer). See `api::client_ip`.
+    pub trusted_proxies: TrustedProxies,
     pub log_format: LogFormat,
     pub smtp: SmtpSettings,
     pub imap: ImapSettings,
@@ -173,6 +179,8 @@ impl Settings {
             accept_batch_in_flight: env.parse("MAILAPI_ACCEPT_BATCH_IN_FLIGHT", 2usize)?,
             key_prefix: env.string("MAILAPI_KEY_PREFIX", "mailapi"),
             listen: env.parse("MAILAPI_LISTEN", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
+            trusted_proxies: TrustedProxies::parse(&env.string("MAILAPI_TRUSTED_PROXIES", ""))
+                .map_err(|reason| bad("MAILAPI_TRUSTED_PROXIES", reason))?,
             log_format: match env.string("MAILAPI_LOG_FORMAT", "text").as_str() {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
@@ -547,6 +555,19 @@ mod tests {
         assert_eq!(s.accounts.dns_resolver, Some("[::1]:53".parse().unwrap()));
         let err = load(&[("MAILAPI_DNS_RESOLVER", "dns.example")]).unwrap_err();
         assert_eq!(err.var, "MAILAPI_DNS_RESOLVER");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_ranges_and_none_by_default() {
+        assert!(load(&[]).unwrap().trusted_proxies.is_empty());
+        let s = load(&[("MAILAPI_TRUSTED_PROXIES", "10.0.0.0/8, 2001:db8::/32")]).unwrap();
+        assert!(s.trusted_proxies.contains("10.9.8.7".parse().unwrap()));
+        assert!(!s.trusted_proxies.contains("192.0.2.1".parse().unwrap()));
+        for bad_value in ["10.0.0.0/33", "10.0.0.1/8", "proxy.internal", "10.0.0.0/8;"] {
+            let err = load(&[("MAILAPI_TRUSTED_PROXIES", bad_value)]).unwrap_err();
+            assert_eq!(err.var, "MAILAPI_TRUSTED_PROXIES", "{bad_value}");
+            assert!(err.to_string().contains("MAILAPI_TRUSTED_PROXIES"), "{err}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Postgres connection pool.
+//! Postgres connection pool and migrations.
 
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -18,8 +19,47 @@ pub fn connect_lazy(settings: &Settings) -> Result<PgPool, sqlx::Error> {
         .connect_lazy_with(options.application_name("mailapi")))
 }
 
-/// Applies the migrations in `migrations/`. Safe to run from several processes at once: sqlx
-/// takes an advisory lock.
+/// How often a process waiting for another one's migrations asks for its turn again.
+const MIGRATION_TURN_POLL: Duration = Duration::from_millis(250);
+
+/// Applies the migrations in `migrations/`. Safe to run from several processes at once (the API
+/// and the worker both migrate at start): they take turns on a session advisory lock, then sqlx
+/// takes its own.
+///
+/// The turn is polled (`pg_try_advisory_lock`), never waited for in `pg_advisory_lock` as sqlx's
+/// lock is: a statement blocked in that call keeps a snapshot open, and a migration that builds
+/// an index `concurrently` (docs/OPERATIONS.md, "Upgrades") waits for every older snapshot to
+/// end, so a process blocked behind it would deadlock with it. Postgres breaks the cycle by
+/// failing one of the two, which may leave the index half built. Between polls a waiting
+/// process has no snapshot.
 pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    crate::MIGRATOR.run(pool).await
+    let mut conn = pool.acquire().await?;
+    let key = migration_turn_key();
+    while !sqlx::query_scalar::<_, bool>("select pg_try_advisory_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?
+    {
+        tokio::time::sleep(MIGRATION_TURN_POLL).await;
+    }
+    // `run_direct` is what `run` calls once it has a connection; called on ours directly, the
+    // future stays `Send` for any lifetime (sqlx's comment on it), so callers may spawn it.
+    let applied = crate::MIGRATOR.run_direct(None, &mut *conn, false).await;
+    // Closing the connection would release the turn too; unlocking lets the pool keep it.
+    let released = sqlx::query("select pg_advisory_unlock($1)")
+        .bind(key)
+        .execute(&mut *conn)
+        .await;
+    applied?;
+    released?;
+    Ok(())
+}
+
+/// The advisory lock key of the migration turn, derived from a name like the log follower's
+/// lease keys (worker/src/logtail.rs) so that the two cannot collide.
+fn migration_turn_key() -> i64 {
+    let digest = Sha256::digest(b"mailapi.migrate");
+    let mut key = [0u8; 8];
+    key.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(key)
 }

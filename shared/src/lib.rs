@@ -7,7 +7,7 @@
 //! [`redis`] connects to one Redis server, a Sentinel-watched master or a Cluster alike;
 //! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging and the OpenTelemetry
 //! tracer; [`metrics`] names every Prometheus series and holds the registry; [`notify`] names
-//! the Postgres `NOTIFY` channels.
+//! the Postgres `NOTIFY` channels; [`net`] parses the CIDR ranges of trusted proxies.
 
 pub mod address;
 pub mod batch;
@@ -16,6 +16,7 @@ pub mod db;
 pub mod delivery;
 pub mod jobs;
 pub mod metrics;
+pub mod net;
 pub mod notify;
 pub mod outgoing;
 pub mod password;

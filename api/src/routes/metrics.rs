@@ -1,8 +1,8 @@
 //! `GET /metrics` (Prometheus text format, outside `/api/v1` and without a token, like
 //! `/health`: restrict it at the network edge) and the middleware that counts every request by
 //! its route pattern, so a path full of ids cannot explode the label space, and writes one log
-//! line per request (route, status, latency, token id, and the trace id when tracing is on; JSON
-//! with `MAILAPI_LOG_FORMAT=json`).
+//! line per request (route, status, latency, client address, token id, and the trace id when
+//! tracing is on; JSON with `MAILAPI_LOG_FORMAT=json`).
 
 use std::time::Instant;
 
@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use shared::metrics as m;
 
 use crate::auth::TokenId;
+use crate::client_ip::ClientIp;
 use crate::trace::TraceId;
 
 #[utoipa::path(
@@ -41,6 +42,11 @@ pub async fn track(req: Request, next: Next) -> Response {
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let token_id = response.extensions().get::<TokenId>().map(|t| t.0);
+    // Through trusted proxies, the client they name (crate::client_ip), not the proxy.
+    let client_ip = response
+        .extensions()
+        .get::<ClientIp>()
+        .map(|c| tracing::field::display(c.0));
     let trace_id = response
         .extensions()
         .get::<TraceId>()
@@ -51,6 +57,7 @@ pub async fn track(req: Request, next: Next) -> Response {
         %route,
         status,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
+        client_ip,
         token_id,
         trace_id,
         "request"

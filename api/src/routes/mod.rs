@@ -65,6 +65,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::trace::request_span,
         ))
+        // Inside `track` too: the log line carries the client address it names.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::client_ip::resolve,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)

@@ -7,11 +7,9 @@
 
 mod limit;
 
-use std::net::SocketAddr;
-
 use axum::Json as JsonResponse;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
@@ -22,6 +20,7 @@ use shared::token::TokenSecret;
 use super::users::input::{Password, address_in_domain, constraint, display_name, insert_mailbox};
 use crate::access::Permission;
 use crate::auth::TokenType;
+use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
 use crate::routes::common::{DisplayName, Domain, ErrorBody, NewPassword};
@@ -89,7 +88,7 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> ApiResult<&'a str> {
 )]
 async fn signup(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Json(req): Json<SignupRequest>,
 ) -> ApiResult<(StatusCode, JsonResponse<SignedUp>)> {
     let domain = DomainName::parse(required(&req.domain, "domain")?.trim())
@@ -98,8 +97,9 @@ async fn signup(
     let password = Password::parse(required(&req.password, "password")?)?;
     let name = display_name(req.name.as_deref())?;
 
-    // Counted before the domain is looked at: the limit is on attempts, successful or not.
-    limit::admit(&state, domain.as_str(), &peer.ip().to_string()).await?;
+    // Counted before the domain is looked at: the limit is on attempts, successful or not. Per
+    // client address: behind a trusted proxy, the one it names (crate::client_ip).
+    limit::admit(&state, domain.as_str(), &client.to_string()).await?;
     let exists = || ApiError::Conflict {
         code: "DOMAIN_EXISTS",
         message: format!("Domain {domain} already exists"),

@@ -1,10 +1,12 @@
 //! `GET /stats/delivery` ([`delivery`]) and `GET /stats/domain/{domain}` ([`domain`]), spec
-//! sections 9-10, read from the rollups in [`rollup`] over a [`period`]; the figures are defined in
-//! docs/STATS.md. [`dashboard`] serves the page that charts them.
+//! sections 9-10, over a [`period`] given to the second: its whole hours read from the rollups in
+//! [`rollup`], the partial hours at its [`edges`] counted from the raw rows. The figures are
+//! defined in docs/STATS.md. [`dashboard`] serves the page that charts them.
 
 pub mod dashboard;
 pub mod delivery;
 pub mod domain;
+pub mod edges;
 pub mod period;
 pub mod rollup;
 
@@ -77,7 +79,8 @@ impl utoipa::PartialSchema for SenderParam {
 
 impl utoipa::ToSchema for SenderParam {}
 
-/// `period` as the spec shows it: the first second and the last second included.
+/// `period` as the spec shows it: the first second and the last second included, which are the
+/// requested `start_date` and `end_date` (a date-only end shown as that day's last second).
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct PeriodView {
     #[serde(serialize_with = "time::serialize")]

@@ -120,7 +120,9 @@ impl TestApp {
         let db = PgPool::connect(&url).await.unwrap_or_else(|e| {
             panic!("cannot reach Postgres at MAILAPI_DATABASE_URL ({e}); run `deploy/infra-up.sh` and source /etc/mailapi/mailapi.env")
         });
-        shared::MIGRATOR.run(&db).await.expect("migrations apply");
+        // Several tests start on this database at once: take turns as the binaries do, so that a
+        // migration that builds an index concurrently cannot deadlock them (shared::db::migrate).
+        shared::db::migrate(&db).await.expect("migrations apply");
         let prefix = format!("test-{}", uuid::Uuid::new_v4().simple());
         Self::spawn_on(url, db, prefix, overrides).await
     }

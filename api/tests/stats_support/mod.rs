@@ -156,10 +156,11 @@ pub async fn inbound(db: &PgPool, rows: &[(&str, Option<&str>, &str, DateTime<Ut
     .unwrap();
 }
 
-/// What a breakdown row or a summary holds, counted straight from the raw rows.
+/// What a breakdown row or a summary holds, counted straight from the raw rows. `total` is every
+/// counted recipient (the summary's `total_sent`; a row's `sent + rejected`).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Figures {
-    pub sent: i64,
+    pub total: i64,
     pub delivered: i64,
     pub bounced: i64,
     pub deferred: i64,
@@ -215,11 +216,11 @@ pub async fn direct(
         .await
         .unwrap();
     rows.into_iter()
-        .map(|(k, sent, delivered, bounced, deferred, rejected)| {
+        .map(|(k, total, delivered, bounced, deferred, rejected)| {
             (
                 k,
                 Figures {
-                    sent,
+                    total,
                     delivered,
                     bounced,
                     deferred,
@@ -230,15 +231,21 @@ pub async fn direct(
         .collect()
 }
 
-/// The figures of one API breakdown row (`rejected` is not shown per row: the rest of `sent`).
+/// The figures of one API breakdown row. A row's `sent` is delivered + bounced + deferred, as in
+/// the spec's example (until issue 15 it included rejected), and `rejected` is shown beside it.
 pub fn row_figures(row: &Value) -> Figures {
     let f = |k: &str| row[k].as_i64().unwrap_or_else(|| panic!("{k} in {row}"));
+    assert_eq!(
+        f("sent"),
+        f("delivered") + f("bounced") + f("deferred"),
+        "sent = delivered + bounced + deferred: {row}"
+    );
     Figures {
-        sent: f("sent"),
+        total: f("sent") + f("rejected"),
         delivered: f("delivered"),
         bounced: f("bounced"),
         deferred: f("deferred"),
-        rejected: f("sent") - f("delivered") - f("bounced") - f("deferred"),
+        rejected: f("rejected"),
     }
 }
 
@@ -249,7 +256,7 @@ pub fn summary_figures(summary: &Value) -> Figures {
             .unwrap_or_else(|| panic!("{k} in {summary}"))
     };
     Figures {
-        sent: f("total_sent"),
+        total: f("total_sent"),
         delivered: f("delivered"),
         bounced: f("bounced"),
         deferred: f("deferred"),

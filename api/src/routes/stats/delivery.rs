@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use shared::address::{DomainName, EmailAddress};
 
+use super::edges;
 use super::period::Period;
 use super::rollup::{self, Counts};
 use super::{DateParam, PeriodView, SenderParam};
@@ -28,10 +29,11 @@ pub fn router() -> Router<AppState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct DeliveryQuery {
-    /// ISO 8601 date (`2024-01-20`) or date-time (default: 7 days before `end_date`).
+    /// First second counted: ISO 8601 date or date-time (default: 7 days before the end).
     #[param(value_type = Option<DateParam>, inline)]
     start_date: Option<String>,
-    /// ISO 8601 date (the whole day) or date-time (default: now).
+    /// Last second counted, included: ISO 8601 date-time, or a date for its whole day (default:
+    /// now).
     #[param(value_type = Option<DateParam>, inline)]
     end_date: Option<String>,
     /// A sender address or a sending domain.
@@ -130,8 +132,9 @@ pub fn delivery_rate(delivered: i64, total: i64) -> f64 {
     tenths as f64 / 10.0
 }
 
-/// One breakdown row: `date`, `hour` or `domain`, then the four figures the spec shows. `sent` is
-/// the row's total (delivered + bounced + deferred + rejected).
+/// One breakdown row: `date`, `hour` or `domain`, then the four figures the spec shows, where
+/// `sent` = delivered + bounced + deferred as in its example, and `rejected`, so that the rows
+/// add up to the summary (`total_sent` = the sum of `sent + rejected`).
 #[derive(Serialize, utoipa::ToSchema)]
 struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -140,10 +143,13 @@ struct Row {
     hour: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     domain: Option<String>,
+    /// Delivered + bounced + deferred: the recipients a receiving server was tried for.
     sent: i64,
     delivered: i64,
     bounced: i64,
     deferred: i64,
+    /// Refused before reaching a receiving server (failed or suppressed); not in `sent`.
+    rejected: i64,
 }
 
 impl Row {
@@ -152,10 +158,11 @@ impl Row {
             date: None,
             hour: None,
             domain: None,
-            sent: c.total(),
+            sent: c.attempted(),
             delivered: c.sent,
             bounced: c.bounced,
             deferred: c.deferred,
+            rejected: c.rejected(),
         }
     }
 }
@@ -186,20 +193,27 @@ async fn delivery(
     let requested = parse_sender(q.sender.as_deref())?;
     let scope = access::require_stats_scope(&state.db, &p, requested).await?;
 
-    let hours = rollup::outbound_by_hour(&state.db, &scope, period.start, period.end).await?;
+    // Hours from the rollups, corrected from the raw rows at the edges, in one snapshot.
+    let mut db = rollup::snapshot(&state.db).await?;
+    let (from, to) = period.hours;
+    let mut hours = rollup::outbound_by_hour(&mut db, &scope, from, to).await?;
+    let edges = edges::outbound(&mut db, &scope, &period).await?;
+    edges::add_to_hours(&mut hours, &edges);
     let mut summary = Counts::default();
     for c in hours.values() {
         summary.add(c);
     }
     let breakdown = match group_by {
-        GroupBy::Hour => every_hour(&period)
+        GroupBy::Hour => period
+            .hour_buckets()
             .map(|h| Row {
                 hour: Some(time::format(&h)),
                 ..Row::new(&hours.get(&h).copied().unwrap_or_default())
             })
             .collect(),
         GroupBy::Day => {
-            let mut days: BTreeMap<_, Counts> = every_hour(&period)
+            let mut days: BTreeMap<_, Counts> = period
+                .hour_buckets()
                 .map(|h| (rollup::day_of(h), Counts::default()))
                 .collect();
             for (h, c) in &hours {
@@ -218,8 +232,10 @@ async fn delivery(
                 StatsScope::Sender(_) => period.hours_only(),
                 StatsScope::All | StatsScope::Domain(_) => period.split(),
             };
-            let by_domain = rollup::outbound_by_rcpt_domain(&state.db, &scope, &split).await?;
+            let mut by_domain = rollup::outbound_by_rcpt_domain(&mut db, &scope, &split).await?;
+            edges::add_to_rcpt_domains(&mut by_domain, &edges);
             let mut rows: Vec<(String, Counts)> = by_domain.into_iter().collect();
+            // Busiest first by everything counted, rejected included, as the summary counts.
             rows.sort_by(|a, b| b.1.total().cmp(&a.1.total()).then_with(|| a.0.cmp(&b.0)));
             rows.into_iter()
                 .map(|(d, c)| Row {
@@ -235,12 +251,6 @@ async fn delivery(
         summary: Summary::from(&summary),
         breakdown,
     }))
-}
-
-/// The period's hour buckets, newest first.
-fn every_hour(period: &Period) -> impl Iterator<Item = DateTime<Utc>> + '_ {
-    let hours = (period.end - period.start).num_hours();
-    (1..=hours).map(move |i| period.end - Duration::hours(i))
 }
 
 #[cfg(test)]

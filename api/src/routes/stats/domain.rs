@@ -7,6 +7,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use shared::address::DomainName;
 
+use super::edges;
 use super::period::Period;
 use super::rollup::{self, Counts};
 use super::{DateParam, PeriodView};
@@ -28,10 +29,11 @@ const TOP: usize = 10;
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 struct RangeQuery {
-    /// ISO 8601 date (`2024-01-20`) or date-time (default: 7 days before `end_date`).
+    /// First second counted: ISO 8601 date or date-time (default: 7 days before the end).
     #[param(value_type = Option<DateParam>, inline)]
     start_date: Option<String>,
-    /// ISO 8601 date (the whole day) or date-time (default: now).
+    /// Last second counted, included: ISO 8601 date-time, or a date for its whole day (default:
+    /// now).
     #[param(value_type = Option<DateParam>, inline)]
     end_date: Option<String>,
 }
@@ -44,10 +46,14 @@ struct DomainCount {
 
 #[derive(Serialize, utoipa::ToSchema)]
 struct Outbound {
+    /// Every recipient counted: `delivered + bounced + deferred + rejected`.
     total: i64,
     delivered: i64,
     bounced: i64,
     deferred: i64,
+    /// Refused by us or the MTA at submission (suppressed or failed): part of `total`, as in
+    /// `/stats/delivery`'s `summary`, shown so the parts add up to it.
+    rejected: i64,
     top_recipients: Vec<DomainCount>,
 }
 
@@ -97,22 +103,24 @@ async fn domain(
     let scope = StatsScope::Domain(name);
     let split = period.split();
 
-    let hours = rollup::outbound_by_hour(&state.db, &scope, period.start, period.end).await?;
+    // Hours from the rollups, corrected from the raw rows at the edges, in one snapshot.
+    let mut db = rollup::snapshot(&state.db).await?;
+    let (from, to) = period.hours;
+    let hours = rollup::outbound_by_hour(&mut db, &scope, from, to).await?;
+    let edges = edges::outbound(&mut db, &scope, &period).await?;
     let mut out = Counts::default();
-    for c in hours.values() {
+    for c in hours.values().chain(edges.iter().map(|e| &e.counts)) {
         out.add(c);
     }
+    let mut by_domain = rollup::outbound_by_rcpt_domain(&mut db, &scope, &split).await?;
+    edges::add_to_rcpt_domains(&mut by_domain, &edges);
     let mut recipients: Vec<(String, i64)> =
-        rollup::outbound_by_rcpt_domain(&state.db, &scope, &split)
-            .await?
-            .into_iter()
-            .map(|(d, c)| (d, c.total()))
-            .collect();
+        by_domain.into_iter().map(|(d, c)| (d, c.total())).collect();
     recipients.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     recipients.truncate(TOP);
 
-    let inbound = rollup::inbound_totals(&state.db, &domain, period.start, period.end).await?;
-    let senders = rollup::inbound_top_senders(&state.db, &domain, &split, TOP as i64).await?;
+    let inbound = rollup::inbound_totals(&mut db, &domain, &period).await?;
+    let senders = rollup::inbound_top_senders(&mut db, &domain, &period, TOP as i64).await?;
     let top = |v: Vec<(String, i64)>| {
         v.into_iter()
             .map(|(domain, count)| DomainCount { domain, count })
@@ -127,6 +135,7 @@ async fn domain(
             delivered: out.sent,
             bounced: out.bounced,
             deferred: out.deferred,
+            rejected: out.rejected(),
             top_recipients: top(recipients),
         },
         // Spam is mail accepted into a mailbox and flagged: part of `accepted` (docs/STATS.md).

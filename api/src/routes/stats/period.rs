@@ -1,11 +1,19 @@
-//! The period a statistics request covers: `start_date`/`end_date` parsed once into whole UTC
-//! hours, because the rollups count by the hour (of each message's `created_at`).
+//! The period a statistics request covers: `start_date`/`end_date` parsed once, to the second,
+//! and where each part of it is counted. docs/STATS.md, "Periods", is the user-facing version.
 //!
 //! A bound is an ISO 8601 date (`2024-01-27`) or date-time (`2024-01-27T10:30:00Z`, an offset,
-//! or no offset meaning UTC). The start is rounded down to its hour; the end is rounded up to the
-//! next whole hour (one already on the hour stays), and a date-only end means the whole day. So
-//! `start_date=2024-01-20&end_date=2024-01-27` covers 2024-01-20T00:00:00Z to 2024-01-27T23:59:59Z,
-//! as in the spec, and the figures equal a count of the messages created in `[start, end)`.
+//! or no offset meaning UTC); a fraction of a second is dropped. `end_date` is the last second
+//! included, as the spec's `period.end` shows it: `2024-01-20 .. 2024-01-27` covers
+//! 2024-01-20T00:00:00Z to 2024-01-27T23:59:59Z, and `..T10:16:59Z` stops before 10:17.
+//!
+//! The rollups count whole UTC hours (of each message's `created_at`, each inbound event's
+//! `occurred_at`), so a period is read in two kinds of parts: its whole hours from the rollups,
+//! and the partial hours at its two edges from the raw rows, by the same timestamp. An edge is
+//! counted whichever way reads fewer raw rows: directly (`10:17:00-10:59:59`), or as its whole
+//! hour from the rollups minus the rest of that hour (`10:00:00-10:16:59`) when the rest is
+//! shorter or lies in the future. Each raw part is then at most half an hour of mail, and an
+//! edge that ends now costs nothing. Read in one snapshot, the parts count exactly the rows
+//! stamped in `[start, end)`.
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, Utc};
 
@@ -16,20 +24,38 @@ const MAX_DAYS: i64 = 366;
 /// The period when no `start_date` is given: this long before the end.
 const DEFAULT_DAYS: i64 = 7;
 
-/// `[start, end)`, both on whole UTC hours, `start < end`.
+/// A half-open interval of time, `[from, to)`; empty when `from == to`.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// A part of a period counted from the raw rows: a span inside one UTC hour whose rows are
+/// added to what the rollups count (`sign` 1), or taken from it (`sign` -1: the rest of an
+/// edge's hour, which the rollups count whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawSpan {
+    pub span: Span,
+    pub sign: i64,
+}
+
+/// `[start, end)` in whole seconds, `start < end`; `end` is one second after `end_date`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Period {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    /// The UTC hours read from the hourly rollups: the whole hours inside the period, plus the
+    /// hour of an edge counted as "its hour minus the rest". Possibly empty (`from == to`).
+    pub hours: Span,
+    /// What [`Period::hours`] is corrected by from the raw rows; either may be empty.
+    pub raw: [RawSpan; 2],
 }
 
-/// Where the rollups are read for a period: whole days from the daily rows, and the partial
-/// first and last day from the hourly rows. Any range may be empty (`from == to`).
+/// Where the rollups are read for the whole hours of a period: whole days from the daily rows,
+/// and the hours before the first and after the last of them from the hourly rows. Any range
+/// may be empty (`from == to`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Split {
     pub days: (NaiveDate, NaiveDate),
-    pub head: (DateTime<Utc>, DateTime<Utc>),
-    pub tail: (DateTime<Utc>, DateTime<Utc>),
+    pub head: Span,
+    pub tail: Span,
 }
 
 impl Period {
@@ -39,18 +65,22 @@ impl Period {
         let end = end.map(str::trim).filter(|s| !s.is_empty());
         let end = match end {
             Some(raw) => parse_bound(raw, "end_date", Bound::End)?,
-            None => ceil_hour(now).ok_or_else(|| invalid_date("end_date", "now"))?,
+            // Now, this second included.
+            None => floor_second(now)
+                .and_then(|t| t.checked_add_signed(Duration::seconds(1)))
+                .ok_or_else(|| invalid_date("end_date", "now"))?,
         };
         let start = match start {
             Some(raw) => parse_bound(raw, "start_date", Bound::Start)?,
-            None => floor_hour(end - Duration::days(DEFAULT_DAYS))
+            None => end
+                .checked_sub_signed(Duration::days(DEFAULT_DAYS))
                 .ok_or_else(|| invalid_date("start_date", "the default"))?,
         };
         if end <= start {
             return Err(ApiError::invalid(
                 "INVALID_RANGE",
                 Some("end_date".to_owned()),
-                "end_date must be after start_date",
+                "end_date must not be before start_date",
             ));
         }
         if end - start > Duration::days(MAX_DAYS) {
@@ -60,41 +90,106 @@ impl Period {
                 format!("A period covers at most {MAX_DAYS} days"),
             ));
         }
-        Ok(Self { start, end })
+        let (hours, raw) =
+            plan(start, end, now).ok_or_else(|| invalid_date("end_date", "the period"))?;
+        Ok(Self {
+            start,
+            end,
+            hours,
+            raw,
+        })
     }
 
-    /// The last second inside the period, as the spec's `period.end` shows it.
+    /// The last second inside the period, as the spec's `period.end` shows it: the requested
+    /// `end_date` itself (or the last second of a date-only one).
     pub fn last_second(&self) -> DateTime<Utc> {
         self.end - Duration::seconds(1)
     }
 
-    /// Splits into whole UTC days and the hours before the first and after the last of them.
+    /// Whether any part of the period must be counted from the raw rows.
+    pub fn has_raw(&self) -> bool {
+        self.raw.iter().any(|r| r.span.0 < r.span.1)
+    }
+
+    /// Every UTC hour the period touches, newest first: the buckets of `group_by=hour` (the
+    /// first and last may be partial).
+    pub fn hour_buckets(&self) -> impl Iterator<Item = DateTime<Utc>> + use<> {
+        let first = self.start.timestamp().div_euclid(3600);
+        let last = (self.end.timestamp() - 1).div_euclid(3600);
+        (first..=last)
+            .rev()
+            .filter_map(|h| DateTime::from_timestamp(h * 3600, 0))
+    }
+
+    /// Splits the whole hours into whole UTC days and the hours before and after them.
     pub fn split(&self) -> Split {
-        let first_day = ceil_day(self.start);
-        let last_day = self.end.date_naive();
+        let (from, to) = self.hours;
+        let first_day = ceil_day(from);
+        let last_day = to.date_naive();
         match (first_day, midnight(last_day)) {
             (Some(first), Some(last_midnight)) if first < last_day => Split {
                 days: (first, last_day),
-                head: (self.start, midnight(first).unwrap_or(self.start)),
-                tail: (last_midnight, self.end),
+                head: (from, midnight(first).unwrap_or(from)),
+                tail: (last_midnight, to),
             },
             // No whole day inside: everything comes from the hourly rows.
             _ => Split {
                 days: (last_day, last_day),
-                head: (self.start, self.end),
-                tail: (self.end, self.end),
+                head: (from, to),
+                tail: (to, to),
             },
         }
     }
 
     /// Only hours: for scopes that keep no daily rows (a sender address).
     pub fn hours_only(&self) -> Split {
-        let day = self.end.date_naive();
+        let (from, to) = self.hours;
+        let day = to.date_naive();
         Split {
             days: (day, day),
-            head: (self.start, self.end),
-            tail: (self.end, self.end),
+            head: (from, to),
+            tail: (to, to),
         }
+    }
+}
+
+/// The rollup hours and the raw corrections of `[start, end)`, choosing for each edge the way
+/// that reads fewer raw rows, estimated by the length of each raw span up to `now` (there are no
+/// rows after now). Both ways are exact; this only decides the cost.
+fn plan(
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<(Span, [RawSpan; 2])> {
+    let cost = |(from, to): Span| (to.min(now) - from).max(Duration::zero());
+    let add = |span: Span| RawSpan { span, sign: 1 };
+    let subtract = |span: Span| RawSpan { span, sign: -1 };
+    let hour = Duration::hours(1);
+    let start_hour = floor_hour(start)?;
+    let (first_whole, end_hour) = (ceil_hour(start)?, floor_hour(end)?);
+    if first_whole <= end_hour {
+        // The head edge `[start, first_whole)` lies in `start_hour`, the tail edge
+        // `[end_hour, end)` in `end_hour`; either may be empty.
+        let (from, head) = if cost((start_hour, start)) < cost((start, first_whole)) {
+            (start_hour, subtract((start_hour, start)))
+        } else {
+            (first_whole, add((start, first_whole)))
+        };
+        let next_hour = end_hour.checked_add_signed(hour)?;
+        let (to, tail) = if end > end_hour && cost((end, next_hour)) < cost((end_hour, end)) {
+            (next_hour, subtract((end, next_hour)))
+        } else {
+            (end_hour, add((end_hour, end)))
+        };
+        return Some(((from, to), [head, tail]));
+    }
+    // Inside one hour, neither bound on it: the period itself, or its hour minus both sides.
+    let next_hour = start_hour.checked_add_signed(hour)?;
+    let (before, after) = ((start_hour, start), (end, next_hour));
+    if cost(before) + cost(after) < cost((start, end)) {
+        Some(((start_hour, next_hour), [subtract(before), subtract(after)]))
+    } else {
+        Some(((end, end), [add((start, end)), add((end, end))]))
     }
 }
 
@@ -104,6 +199,7 @@ enum Bound {
     End,
 }
 
+/// A bound as the first instant of the period (`Start`) or the first instant after it (`End`).
 fn parse_bound(raw: &str, field: &str, bound: Bound) -> ApiResult<DateTime<Utc>> {
     let bad = || invalid_date(field, raw);
     if let Ok(date) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
@@ -121,9 +217,11 @@ fn parse_bound(raw: &str, field: &str, bound: Bound) -> ApiResult<DateTime<Utc>>
         })
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M").map(|t| t.and_utc()))
         .map_err(|_| bad())?;
+    let second = floor_second(instant);
     match bound {
-        Bound::Start => floor_hour(instant),
-        Bound::End => ceil_hour(instant),
+        Bound::Start => second,
+        // The end's second is included whole.
+        Bound::End => second.and_then(|t| t.checked_add_signed(Duration::seconds(1))),
     }
     .ok_or_else(bad)
 }
@@ -136,6 +234,10 @@ fn invalid_date(field: &str, raw: &str) -> ApiError {
             "{field}: {raw:?} is not an ISO 8601 date (2024-01-27) or date-time (2024-01-27T10:30:00Z)"
         ),
     )
+}
+
+fn floor_second(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.timestamp(), 0)
 }
 
 pub fn floor_hour(t: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -177,11 +279,17 @@ mod tests {
         r.err().map(|e| e.code()).unwrap_or("OK")
     }
 
+    fn parse(start: &str, end: &str) -> Period {
+        Period::parse(Some(start), Some(end), at("2025-01-01T00:00:00Z")).unwrap()
+    }
+
     #[test]
     fn dates_cover_whole_days_as_in_the_spec() {
-        let p = Period::parse(Some("2024-01-20"), Some("2024-01-27"), Utc::now()).unwrap();
+        let p = parse("2024-01-20", "2024-01-27");
         assert_eq!(p.start, at("2024-01-20T00:00:00Z"));
         assert_eq!(p.last_second(), at("2024-01-27T23:59:59Z"));
+        assert_eq!(p.hours, (p.start, p.end));
+        assert!(!p.has_raw());
         let s = p.split();
         assert_eq!(s.days.0.to_string(), "2024-01-20");
         assert_eq!(s.days.1.to_string(), "2024-01-28");
@@ -190,49 +298,151 @@ mod tests {
     }
 
     #[test]
-    fn datetimes_round_outwards_to_hours() {
-        let now = Utc::now();
-        let p = Period::parse(
-            Some("2024-01-20T10:30:00+02:00"),
-            Some("2024-01-22T05:10"),
-            now,
+    fn datetimes_are_kept_to_the_second_and_the_end_is_included() {
+        let p = parse("2024-01-20T10:17:00+02:00", "2024-01-22T05:10");
+        assert_eq!(p.start, at("2024-01-20T08:17:00Z"));
+        assert_eq!(p.last_second(), at("2024-01-22T05:10:00Z"));
+        assert_eq!(p.end, at("2024-01-22T05:10:01Z"));
+        // Whole hours from the rollups. The head edge (08:17-08:59:59) is its hour minus
+        // 08:00-08:16:59 from the raw rows, the tail edge (05:00-05:10:00) raw rows.
+        assert_eq!(
+            p.hours,
+            (at("2024-01-20T08:00:00Z"), at("2024-01-22T05:00:00Z"))
         );
-        let p = p.unwrap();
-        assert_eq!(p.start, at("2024-01-20T08:00:00Z"));
-        assert_eq!(p.end, at("2024-01-22T06:00:00Z"));
+        assert_eq!(
+            p.raw,
+            [
+                RawSpan {
+                    span: (at("2024-01-20T08:00:00Z"), p.start),
+                    sign: -1
+                },
+                RawSpan {
+                    span: (at("2024-01-22T05:00:00Z"), p.end),
+                    sign: 1
+                }
+            ]
+        );
         let s = p.split();
-        assert_eq!(s.head, (p.start, at("2024-01-21T00:00:00Z")));
+        assert_eq!(s.head, (p.hours.0, at("2024-01-21T00:00:00Z")));
         assert_eq!(s.days.0.to_string(), "2024-01-21");
         assert_eq!(s.days.1.to_string(), "2024-01-22");
-        assert_eq!(s.tail, (at("2024-01-22T00:00:00Z"), p.end));
-        // An end on the hour stays: it is the first second not included.
-        let p = Period::parse(
-            Some("2024-01-20T10:00:00Z"),
-            Some("2024-01-20T12:00:00Z"),
-            now,
+        assert_eq!(s.tail, (at("2024-01-22T00:00:00Z"), p.hours.1));
+        // A fraction of a second is dropped: the bounds are whole seconds.
+        let p = parse("2024-01-20T10:17:00.900Z", "2024-01-20T10:30:00.250Z");
+        assert_eq!(p.start, at("2024-01-20T10:17:00Z"));
+        assert_eq!(p.end, at("2024-01-20T10:30:01Z"));
+        // An end on the hour is that second, included: the hour after it is an edge of 1 s.
+        let p = parse("2024-01-20T10:00:00Z", "2024-01-20T12:00:00Z");
+        assert_eq!(p.last_second(), at("2024-01-20T12:00:00Z"));
+        assert_eq!(p.hours, (p.start, at("2024-01-20T12:00:00Z")));
+        assert_eq!(p.raw[1].span, (at("2024-01-20T12:00:00Z"), p.end));
+        // One second is a period too.
+        let p = parse("2024-01-20T10:17:00Z", "2024-01-20T10:17:00Z");
+        assert_eq!(p.end - p.start, Duration::seconds(1));
+    }
+
+    /// How many times the rollup hours and the raw corrections count an instant.
+    fn weight(p: &Period, t: DateTime<Utc>) -> i64 {
+        let inside = |(from, to): Span| i64::from(from <= t && t < to);
+        inside(p.hours) + p.raw.iter().map(|r| r.sign * inside(r.span)).sum::<i64>()
+    }
+
+    #[test]
+    fn rollup_hours_and_raw_rows_count_each_second_of_the_period_once() {
+        let later = at("2025-01-01T00:00:00Z");
+        for (start, end, now) in [
+            ("2024-01-20T10:17:00Z", "2024-01-20T10:44:59Z", later),
+            ("2024-01-20T10:05:00Z", "2024-01-20T10:54:59Z", later),
+            ("2024-01-20T10:17:00Z", "2024-01-20T10:59:59Z", later),
+            ("2024-01-20T10:17:00Z", "2024-01-20T11:00:00Z", later),
+            ("2024-01-20T10:47:00Z", "2024-01-23T08:05:00Z", later),
+            ("2024-01-20T10:17:00Z", "2024-01-23T08:45:00Z", later),
+            ("2024-01-20T23:59:59Z", "2024-01-21T00:00:00Z", later),
+            ("2024-01-20T10:00:00Z", "2024-01-20T11:59:59Z", later),
+            // Ending now, in the current hour: the rest of that hour is in the future.
+            (
+                "2024-01-13T10:20:07Z",
+                "2024-01-20T10:20:07Z",
+                at("2024-01-20T10:20:07.3Z"),
+            ),
+            (
+                "2024-01-20T10:05:00Z",
+                "2024-01-20T10:10:00Z",
+                at("2024-01-20T10:10:00.3Z"),
+            ),
+        ] {
+            let p = Period::parse(Some(start), Some(end), now).unwrap();
+            let first = floor_hour(p.start).unwrap() - Duration::hours(1);
+            let last = ceil_hour(p.end).unwrap() + Duration::hours(1);
+            let mut t = first;
+            while t < last {
+                let want = i64::from(p.start <= t && t < p.end);
+                assert_eq!(weight(&p, t), want, "{start} .. {end} at {t}");
+                // Every second near the edges, every 10 minutes in between.
+                let near = t < p.start + Duration::hours(2) || t >= p.end - Duration::hours(2);
+                t += if near {
+                    Duration::seconds(1)
+                } else {
+                    Duration::minutes(10)
+                };
+            }
+            assert!(p.hours.0 <= p.hours.1, "{start} .. {end}");
+            if p.hours.0 < p.hours.1 {
+                assert_eq!(p.hours.0.timestamp() % 3600, 0, "{start}");
+                assert_eq!(p.hours.1.timestamp() % 3600, 0, "{start}");
+            }
+            // Each raw part lies inside one hour, and they read at most half an hour each
+            // (up to now).
+            for r in p.raw {
+                let (from, to) = r.span;
+                assert!(from <= to, "{start} .. {end}");
+                if from < to {
+                    let last = to - Duration::seconds(1);
+                    assert_eq!(floor_hour(from), floor_hour(last), "inside one hour");
+                }
+            }
+            let read: Duration = p
+                .raw
+                .iter()
+                .map(|r| (r.span.1.min(now) - r.span.0).max(Duration::zero()))
+                .sum();
+            assert!(read <= Duration::minutes(60), "{start} .. {end}: {read}");
+        }
+        // Inside one hour and short: only raw rows.
+        let p = parse("2024-01-20T10:17:00Z", "2024-01-20T10:44:59Z");
+        assert_eq!(p.hours.0, p.hours.1);
+        assert_eq!(p.raw[0].span, (p.start, p.end));
+        // Inside one hour and long: the hour minus both sides.
+        let p = parse("2024-01-20T10:05:00Z", "2024-01-20T10:54:59Z");
+        assert_eq!(
+            p.hours,
+            (at("2024-01-20T10:00:00Z"), at("2024-01-20T11:00:00Z"))
         );
-        assert_eq!(p.unwrap().last_second(), at("2024-01-20T11:59:59Z"));
+        assert_eq!(p.raw.map(|r| r.sign), [-1, -1]);
+        // Ending now: the tail is its hour minus the (empty) future.
+        let now = at("2024-01-20T10:20:07.3Z");
+        let p = Period::parse(Some("2024-01-13T10:20:07Z"), None, now).unwrap();
+        assert_eq!(p.hours.1, at("2024-01-20T11:00:00Z"));
+        assert_eq!(p.raw[1].span, (p.end, p.hours.1));
+        assert_eq!(p.raw[1].sign, -1);
     }
 
     #[test]
     fn within_one_day_only_hours_are_read() {
-        let p = Period::parse(
-            Some("2024-01-20T10:00:00Z"),
-            Some("2024-01-20T12:00:00Z"),
-            at("2025-01-01T00:00:00Z"),
-        )
-        .unwrap();
+        let p = parse("2024-01-20T10:00:00Z", "2024-01-20T11:59:59Z");
         let s = p.split();
         assert_eq!(s.days.0, s.days.1);
         assert_eq!(s.head, (p.start, p.end));
+        assert!(!p.has_raw());
     }
 
     #[test]
-    fn defaults_are_the_last_seven_days() {
-        let now = at("2024-01-27T10:30:00Z");
+    fn defaults_are_the_seven_days_up_to_now() {
+        let now = at("2024-01-27T10:30:15.5Z");
         let p = Period::parse(None, Some(""), now).unwrap();
-        assert_eq!(p.end, at("2024-01-27T11:00:00Z"));
-        assert_eq!(p.start, at("2024-01-20T11:00:00Z"));
+        assert_eq!(p.last_second(), at("2024-01-27T10:30:15Z"));
+        assert_eq!(p.start, at("2024-01-20T10:30:16Z"));
+        assert_eq!(p.end - p.start, Duration::days(7));
     }
 
     #[test]
@@ -250,8 +460,8 @@ mod tests {
             code(Period::parse(Some("2024-01-27"), Some("2024-01-20"), now)),
             "INVALID_RANGE"
         );
-        let same = Period::parse(Some("2024-01-20T10:00:00Z"), Some("2024-01-20T10:00"), now);
-        assert_eq!(code(same), "INVALID_RANGE");
+        let before = Period::parse(Some("2024-01-20T10:00:00Z"), Some("2024-01-20T09:59"), now);
+        assert_eq!(code(before), "INVALID_RANGE");
         assert_eq!(
             code(Period::parse(Some("2020-01-01"), Some("2024-01-01"), now)),
             "INVALID_RANGE"

@@ -1,13 +1,15 @@
-//! Reads the rollups that migrations/20261126000200_stats.sql maintains. Every query is an index
-//! range scan over buckets, so its cost is the number of buckets in the period, never the number of
-//! recipients. The figures are defined in docs/STATS.md.
+//! Reads the rollups that migrations/20261126000200_stats.sql maintains, for the rollup hours of
+//! a period. Every query is an index range scan over buckets, so its cost is the number of
+//! buckets in the period, never the number of recipients; the partial hours at a period's edges
+//! are corrected from the raw rows ([`super::edges`]), all in one [`snapshot`]. The figures are
+//! defined in docs/STATS.md.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::PgPool;
+use sqlx::PgConnection;
 
-use super::period::Split;
+use super::period::{Period, Split};
 use crate::access::StatsScope;
 
 /// Recipients per status (only statuses the rollups count: `pending` is never counted).
@@ -26,9 +28,16 @@ impl Counts {
         self.failed + self.suppressed
     }
 
-    /// Every recipient with an outcome or an attempt: all but `pending`.
+    /// Recipients a receiving server was tried for: delivered, bounced or still deferred. The
+    /// spec's breakdown `sent` (delivered + bounced + deferred in its example).
+    pub fn attempted(&self) -> i64 {
+        self.sent + self.bounced + self.deferred
+    }
+
+    /// Every recipient with an outcome or an attempt: all but `pending`. The spec's
+    /// `total_sent`, which includes rejected mail (its `delivery_rate` is delivered / this).
     pub fn total(&self) -> i64 {
-        self.sent + self.bounced + self.deferred + self.rejected()
+        self.attempted() + self.rejected()
     }
 
     pub fn add(&mut self, c: &Counts) {
@@ -56,7 +65,7 @@ fn counts<K>((key, sent, bounced, deferred, failed, suppressed): Row<K>) -> (K, 
 
 /// Outbound counts per hour bucket of the period.
 pub async fn outbound_by_hour(
-    db: &PgPool,
+    db: &mut PgConnection,
     scope: &StatsScope,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -87,7 +96,7 @@ pub async fn outbound_by_hour(
 
 /// Outbound counts per recipient domain over the split period.
 pub async fn outbound_by_rcpt_domain(
-    db: &PgPool,
+    db: &mut PgConnection,
     scope: &StatsScope,
     split: &Split,
 ) -> Result<HashMap<String, Counts>, sqlx::Error> {
@@ -129,21 +138,43 @@ pub struct Inbound {
     pub spam: i64,
 }
 
+/// Inbound events for `domain` in the period: the rollup hours corrected by the raw spans of
+/// `inbound_events` (by `occurred_at`, as the rollup buckets them, each with its sign), in one
+/// statement and so one snapshot.
 pub async fn inbound_totals(
-    db: &PgPool,
+    db: &mut PgConnection,
     domain: &str,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    period: &Period,
 ) -> Result<Inbound, sqlx::Error> {
+    let [first, second] = period.raw;
     let (accepted, rejected, spam): (i64, i64, i64) = sqlx::query_as(
         "select coalesce(sum(accepted), 0)::bigint, coalesce(sum(rejected), 0)::bigint,
                 coalesce(sum(spam), 0)::bigint
-           from stats_inbound_hourly
-          where domain = $1 and bucket >= $2 and bucket < $3",
+           from (select accepted, rejected, spam
+                   from stats_inbound_hourly
+                  where domain = $1 and bucket >= $2 and bucket < $3
+                 union all
+                 select $6 * count(*) filter (where status = 'accepted'),
+                        $6 * count(*) filter (where status = 'rejected'),
+                        $6 * count(*) filter (where status = 'spam')
+                   from inbound_events
+                  where domain = $1 and occurred_at >= $4 and occurred_at < $5
+                 union all
+                 select $9 * count(*) filter (where status = 'accepted'),
+                        $9 * count(*) filter (where status = 'rejected'),
+                        $9 * count(*) filter (where status = 'spam')
+                   from inbound_events
+                  where domain = $1 and occurred_at >= $7 and occurred_at < $8) r",
     )
     .bind(domain)
-    .bind(from)
-    .bind(to)
+    .bind(period.hours.0)
+    .bind(period.hours.1)
+    .bind(first.span.0)
+    .bind(first.span.1)
+    .bind(first.sign)
+    .bind(second.span.0)
+    .bind(second.span.1)
+    .bind(second.sign)
     .fetch_one(db)
     .await?;
     Ok(Inbound {
@@ -153,13 +184,16 @@ pub async fn inbound_totals(
     })
 }
 
-/// The `limit` sender domains with the most inbound events (the null sender left out).
+/// The `limit` sender domains with the most inbound events in the period (the null sender left
+/// out), ranked over the rollups' days and hours and the raw spans together, in one statement.
 pub async fn inbound_top_senders(
-    db: &PgPool,
+    db: &mut PgConnection,
     domain: &str,
-    split: &Split,
+    period: &Period,
     limit: i64,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let split = period.split();
+    let [first, second] = period.raw;
     sqlx::query_as(
         "select sender_domain, sum(n)::bigint as count from (
              select sender_domain, accepted + rejected + spam as n
@@ -172,7 +206,19 @@ pub async fn inbound_top_senders(
              union all
              select sender_domain, accepted + rejected + spam
                from stats_inbound_hourly_sender
-              where domain = $1 and bucket >= $6 and bucket < $7) r
+              where domain = $1 and bucket >= $6 and bucket < $7
+             union all
+             select sender_domain, $11 * count(*)
+               from inbound_events
+              where domain = $1 and sender_domain is not null
+                and occurred_at >= $9 and occurred_at < $10
+              group by sender_domain
+             union all
+             select sender_domain, $14 * count(*)
+               from inbound_events
+              where domain = $1 and sender_domain is not null
+                and occurred_at >= $12 and occurred_at < $13
+              group by sender_domain) r
           where sender_domain <> '<>'
           group by sender_domain
          having sum(n) <> 0
@@ -187,8 +233,24 @@ pub async fn inbound_top_senders(
     .bind(split.tail.0)
     .bind(split.tail.1)
     .bind(limit)
+    .bind(first.span.0)
+    .bind(first.span.1)
+    .bind(first.sign)
+    .bind(second.span.0)
+    .bind(second.span.1)
+    .bind(second.sign)
     .fetch_all(db)
     .await
+}
+
+/// Opens the snapshot a request's figures are read in: the rollups and the raw spans that
+/// correct them must see the same statuses, or a recipient whose status changed in between
+/// would be added under one status and taken away under another.
+pub async fn snapshot(
+    db: &sqlx::PgPool,
+) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+    db.begin_with("begin isolation level repeatable read, read only")
+        .await
 }
 
 /// The UTC day an hour bucket belongs to.

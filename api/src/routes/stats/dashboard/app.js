@@ -49,9 +49,14 @@ async function getStats(query) {
   return body;
 }
 
+// A row's `sent` is delivered + bounced + deferred; `rejected` is beside it (docs/STATS.md).
 function parts(row) {
-  const rejected = Math.max(0, row.sent - row.delivered - row.bounced - row.deferred);
-  return { delivered: row.delivered, bounced: row.bounced, deferred: row.deferred, rejected };
+  return { delivered: row.delivered, bounced: row.bounced, deferred: row.deferred, rejected: row.rejected };
+}
+
+// Everything a bar stacks: the row's share of the summary's total_sent.
+function total(row) {
+  return row.sent + row.rejected;
 }
 
 function showSummary(s, period) {
@@ -68,7 +73,7 @@ function drawTime(rows, labelKey) {
   box.replaceChildren();
   const data = rows.slice().reverse();
   const W = 1200, H = 260, left = 48, bottom = 40, top = 16;
-  const max = Math.max(1, ...data.map((r) => r.sent));
+  const max = Math.max(1, ...data.map(total));
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "delivery over time" });
   const plotW = W - left - 8, plotH = H - top - bottom;
   const step = plotW / Math.max(1, data.length);
@@ -89,8 +94,8 @@ function drawTime(rows, labelKey) {
       rect.append(el("title", {}, `${row[labelKey]}: ${p[part]} ${part}`));
       svg.append(rect);
     }
-    if (data.length <= 31 && row.sent > 0) {
-      svg.append(el("text", { class: "count", x: x + barW / 2, y: y - 3, "text-anchor": "middle" }, row.sent));
+    if (data.length <= 31 && total(row) > 0) {
+      svg.append(el("text", { class: "count", x: x + barW / 2, y: y - 3, "text-anchor": "middle" }, total(row)));
     }
     if (i % every === 0) {
       const label = labelKey === "hour" ? row.hour.slice(5, 13).replace("T", " ") + "h" : row.date.slice(5);
@@ -114,7 +119,7 @@ function drawDomains(rows) {
   }
   const W = 1200, rowH = 24, left = 220, right = 90;
   const H = data.length * rowH + 8;
-  const max = Math.max(1, ...data.map((r) => r.sent));
+  const max = Math.max(1, ...data.map(total));
   const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "delivery by domain" });
   data.forEach((row, i) => {
     const y = 4 + i * rowH;
@@ -129,7 +134,7 @@ function drawDomains(rows) {
       svg.append(rect);
       x += w;
     }
-    svg.append(el("text", { class: "count", x: x + 6, y: y + 15 }, row.sent));
+    svg.append(el("text", { class: "count", x: x + 6, y: y + 15 }, total(row)));
   });
   box.append(svg);
 }
