@@ -321,7 +321,7 @@ async fn approval_creates_a_dkim_key_activates_and_never_shows_the_private_key()
     assert!(private.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     assert!(public.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
     // The key is one the worker's signer accepts.
-    worker::dkim::signing_config("approve.test", &selector, &private).unwrap();
+    worker::dkim::SigningKey::from_pem(shared::dkim::Algorithm::Rsa, &private).unwrap();
 
     assert_error(
         app.post_json("/domains/approve.test/approve", &admin, &json!({}))

@@ -4,7 +4,7 @@
 //! Approval is what allows sending: it generates the domain's DKIM key pair (the private key
 //! stays in the database for the worker and never appears in a response) and sets it active.
 
-mod dkim;
+pub mod dkim;
 mod records;
 mod verify;
 
@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
 use shared::address::DomainName;
+use shared::dkim::Algorithm;
 
 use crate::access::{Permission, require_admin, require_domain};
 use crate::auth::Auth;
@@ -117,7 +118,7 @@ async fn approve(
         None
     } else {
         Some(
-            tokio::task::spawn_blocking(|| dkim::generate(Utc::now()))
+            tokio::task::spawn_blocking(|| dkim::generate_rsa(Utc::now()))
                 .await
                 .map_err(|e| ApiError::Internal(e.into()))?
                 .map_err(ApiError::Internal)?,
@@ -136,7 +137,7 @@ async fn approve(
     .bind(domain.as_str())
     .bind(key.as_ref().map(|k| k.selector.as_str()))
     .bind(key.as_ref().map(|k| k.private_pem.as_str()))
-    .bind(key.as_ref().map(|k| k.public_pem.as_str()))
+    .bind(key.as_ref().map(|k| k.public.as_str()))
     .execute(&state.db)
     .await?;
     if done.rows_affected() == 0 {
@@ -153,37 +154,49 @@ async fn approve(
     })))
 }
 
-/// The records to publish for a domain the caller may manage.
+/// A domain's published keys as stored (the private keys are not read here).
+#[derive(sqlx::FromRow)]
+struct PublicKeys {
+    dkim_selector: Option<String>,
+    dkim_public_key: Option<String>,
+}
+
+/// The records to publish for a domain the caller may manage, and its DKIM keys (RSA first).
 async fn expected_records(
     state: &AppState,
     p: &crate::auth::Principal,
     raw: &str,
 ) -> ApiResult<(
     crate::access::DomainRef,
-    Option<String>,
+    Vec<records::DkimRecord>,
     Vec<records::Expected>,
 )> {
     let domain = parse_domain(raw)?;
     let d = require_domain(&state.db, p, Permission::ManageDomains, domain.as_str()).await?;
-    let key: (Option<String>, Option<String>) =
+    let keys: PublicKeys =
         sqlx::query_as("select dkim_selector, dkim_public_key from domains where id = $1")
             .bind(d.id)
             .fetch_one(&state.db)
             .await?;
-    let dkim = match key {
-        (Some(selector), Some(public_pem)) => Some((
-            selector,
-            dkim::public_key_base64(&public_pem).map_err(ApiError::Internal)?,
-        )),
-        _ => None,
+    let record = |algorithm, selector: &str, stored: &str| -> ApiResult<records::DkimRecord> {
+        Ok(records::DkimRecord {
+            algorithm,
+            selector: selector.to_owned(),
+            public: shared::dkim::public_key_record(algorithm, stored)
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        })
     };
+    let mut dkim = Vec::new();
+    if let (Some(s), Some(k)) = (&keys.dkim_selector, &keys.dkim_public_key) {
+        dkim.push(record(Algorithm::Rsa, s, k)?);
+    }
     let list = records::expected(&records::Inputs {
         domain: &d.domain,
         mx_host: &state.settings.accounts.mx_host,
         bounce_domain: &state.settings.bounce_domain,
-        dkim: dkim.as_ref().map(|(s, p)| (s.as_str(), p.as_str())),
+        dkim: &dkim,
     });
-    Ok((d, dkim.map(|(s, _)| s), list))
+    Ok((d, dkim, list))
 }
 
 /// `GET /domains/{domain}/dns` (`manage_domains`).
@@ -199,17 +212,22 @@ async fn dns(
     Auth(p): Auth,
     Path(raw): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let (d, selector, records) = expected_records(&state, &p, &raw).await?;
-    let note = if selector.is_none() {
+    let (d, dkim, records) = expected_records(&state, &p, &raw).await?;
+    let note = if dkim.is_empty() {
         "The DKIM record is listed once an admin approves the domain (approval creates its key)."
     } else {
         "Publish every record; POST /domains/{domain}/dns/verify checks them."
+    };
+    let selector = |alg| {
+        dkim.iter()
+            .find(|k| k.algorithm == alg)
+            .map(|k| k.selector.clone())
     };
     Ok(JsonResponse(json!({
         "success": true,
         "domain": d.domain,
         "active": d.active,
-        "dkim_selector": selector,
+        "dkim_selector": selector(Algorithm::Rsa),
         "return_path_domain": state.settings.bounce_domain,
         "records": records,
         "message": note,
