@@ -3,16 +3,18 @@
 //!
 //! Approval is what allows sending: it generates the domain's DKIM key pair (the private key
 //! stays in the database for the worker and never appears in a response) and sets it active.
+//! A domain's managers may add Ed25519 signing beside it (`settings`, `PATCH /domains/{domain}`).
 
 pub mod dkim;
 mod records;
+pub(crate) mod settings;
 mod verify;
 
 use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::json;
@@ -31,6 +33,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/domains/pending", get(pending))
+        .route("/domains/{domain}", patch(settings::update))
         .route("/domains/{domain}/approve", post(approve))
         .route("/domains/{domain}/dns", get(dns))
         .route("/domains/{domain}/dns/verify", post(verify_dns))
@@ -159,6 +162,9 @@ async fn approve(
 struct PublicKeys {
     dkim_selector: Option<String>,
     dkim_public_key: Option<String>,
+    dkim_ed25519_enabled: bool,
+    dkim_ed25519_selector: Option<String>,
+    dkim_ed25519_public_key: Option<String>,
 }
 
 /// The records to publish for a domain the caller may manage, and its DKIM keys (RSA first).
@@ -173,11 +179,14 @@ async fn expected_records(
 )> {
     let domain = parse_domain(raw)?;
     let d = require_domain(&state.db, p, Permission::ManageDomains, domain.as_str()).await?;
-    let keys: PublicKeys =
-        sqlx::query_as("select dkim_selector, dkim_public_key from domains where id = $1")
-            .bind(d.id)
-            .fetch_one(&state.db)
-            .await?;
+    let keys: PublicKeys = sqlx::query_as(
+        "select dkim_selector, dkim_public_key, dkim_ed25519_enabled, dkim_ed25519_selector,
+                dkim_ed25519_public_key
+           from domains where id = $1",
+    )
+    .bind(d.id)
+    .fetch_one(&state.db)
+    .await?;
     let record = |algorithm, selector: &str, stored: &str| -> ApiResult<records::DkimRecord> {
         Ok(records::DkimRecord {
             algorithm,
@@ -189,6 +198,13 @@ async fn expected_records(
     let mut dkim = Vec::new();
     if let (Some(s), Some(k)) = (&keys.dkim_selector, &keys.dkim_public_key) {
         dkim.push(record(Algorithm::Rsa, s, k)?);
+        // Listed only while the worker signs with it: a record for a key not in use would only
+        // be one more thing to keep in DNS.
+        if keys.dkim_ed25519_enabled
+            && let (Some(s), Some(k)) = (&keys.dkim_ed25519_selector, &keys.dkim_ed25519_public_key)
+        {
+            dkim.push(record(Algorithm::Ed25519, s, k)?);
+        }
     }
     let list = records::expected(&records::Inputs {
         domain: &d.domain,
@@ -228,6 +244,7 @@ async fn dns(
         "domain": d.domain,
         "active": d.active,
         "dkim_selector": selector(Algorithm::Rsa),
+        "dkim_ed25519_selector": selector(Algorithm::Ed25519),
         "return_path_domain": state.settings.bounce_domain,
         "records": records,
         "message": note,

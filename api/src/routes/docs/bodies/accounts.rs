@@ -88,16 +88,33 @@ pub struct Approved {
     active: bool,
 }
 
-/// The records the domain should publish (type, name, value, purpose).
+/// The records the domain should publish (type, name, value, purpose). DKIM has one record per
+/// key the worker signs with: RSA, then Ed25519 when the domain has turned it on.
 #[derive(Serialize, ToSchema)]
 pub struct DnsRecords {
     success: bool,
     domain: String,
     active: bool,
+    /// The RSA key's selector (`mail<yyyymm>`), once approved.
     dkim_selector: Option<String>,
+    /// The Ed25519 key's selector (`ed<yyyymm>`), while Ed25519 signing is on.
+    dkim_ed25519_selector: Option<String>,
     return_path_domain: String,
     records: Vec<Object>,
     message: Option<String>,
+}
+
+/// A domain's settings after `PATCH /domains/{domain}`.
+#[derive(Serialize, ToSchema)]
+pub struct DomainUpdated {
+    success: bool,
+    domain: String,
+    active: bool,
+    /// Whether mail from the domain is signed with Ed25519 too (after the RSA signature).
+    dkim_ed25519: bool,
+    /// The Ed25519 key's selector once it exists (kept while signing with it is off).
+    dkim_ed25519_selector: Option<String>,
+    message: String,
 }
 
 /// Each expected record beside what DNS answers.
