@@ -59,14 +59,18 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 cargo nextest --version | head -n 1
 # What tests drive the API with: the spec's own PHP and Python examples, an independent DKIM
-# verifier, and a DNS server on loopback for the record checks.
+# verifier (dkimpy; PyNaCl lets it check Ed25519 signatures), and a DNS server on loopback for
+# the record checks.
 TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium)
 ensure_packages "${TEST_PACKAGES[@]}"
-TEST_PYTHON_MODULES=(requests dkim schemathesis)
+TEST_PYTHON_MODULES=(requests dkim nacl schemathesis)
 for module in "${TEST_PYTHON_MODULES[@]}"; do
     if ! python3 -c "import $module" 2>/dev/null; then
-        pkg=$module
-        [[ $module == dkim ]] && pkg=dkimpy
+        case $module in
+        dkim) pkg=dkimpy ;;
+        nacl) pkg=pynacl ;;
+        *) pkg=$module ;;
+        esac
         python3 -m pip install -q "$pkg" || fail "pip install $pkg failed"
     fi
 done
