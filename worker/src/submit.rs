@@ -151,7 +151,9 @@ impl Submitter {
             .message
             .build(&c.rfc_message_id, c.created_at)?
             .formatted();
-        // Signed last, over exactly the bytes that are submitted.
+        // Signed last, over exactly the bytes that are submitted. Inline on the runtime thread
+        // (about 1 ms of CPU, most of it RSA): the blocking pool would add a thread hand-off per
+        // message and save no CPU.
         if let Some(dkim) = self.dkim.for_domain(&self.ctx.db, &c.from_domain).await? {
             bytes = dkim.sign(&bytes)?;
         }
