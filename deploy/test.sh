@@ -2,12 +2,14 @@
 # README command (b), and what CI runs (.ci/run): every test, against the real local stack.
 #
 #   1. deploy/infra-up.sh (idempotent: installs and starts whatever is missing);
-#   2. cargo-nextest, installed from crates.io if `cargo nextest` is missing;
+#   2. cargo-nextest and cargo-deny, installed with `cargo install --locked` if missing;
 #   3. drop the per-test databases (mailapi_test_*) earlier runs left behind;
 #   4. migrate the main database (the one Postfix and Dovecot read);
 #   5. deploy/smoke.sh: the mail stack end to end (SMTP in and out, IMAP, sinks);
-#   6. cargo nextest run --workspace --no-fail-fast, with this script's arguments appended.
-# Steps 5 and 6 both run even if one fails; the exit status is non-zero if either did.
+#   6. deploy/deny.sh: cargo deny check advisories bans licenses sources, against the offline
+#      advisory database snapshot (fails if the snapshot is missing);
+#   7. cargo nextest run --workspace --no-fail-fast, with this script's arguments appended.
+# Steps 5, 6 and 7 all run even if one fails; the exit status is non-zero if any did.
 # Needs no terminal or stdin (CI runs it with CI=true and stdin closed).
 #
 # Usage (as root):  deploy/test.sh [extra cargo-nextest arguments, e.g. -E 'test(tokens)']
@@ -24,7 +26,7 @@ source "$here/lib/toolchain.sh"
 step=0
 section() {
     step=$((step + 1))
-    printf '\n==== [%s/6] %s ====\n' "$step" "$*"
+    printf '\n==== [%s/7] %s ====\n' "$step" "$*"
 }
 fail() {
     printf 'ERROR: %s\n' "$*" >&2
@@ -58,15 +60,24 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 cargo nextest --version | head -n 1
+if ! cargo deny --version >/dev/null 2>&1; then
+    echo "cargo-deny missing: cargo install cargo-deny --locked"
+    cargo install cargo-deny --locked
+fi
+cargo deny --version
 # What tests drive the API with: the spec's own PHP and Python examples, an independent DKIM
-# verifier, and a DNS server on loopback for the record checks.
+# verifier (dkimpy; PyNaCl lets it check Ed25519 signatures), and a DNS server on loopback for
+# the record checks.
 TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium)
 ensure_packages "${TEST_PACKAGES[@]}"
-TEST_PYTHON_MODULES=(requests dkim schemathesis)
+TEST_PYTHON_MODULES=(requests dkim nacl schemathesis)
 for module in "${TEST_PYTHON_MODULES[@]}"; do
     if ! python3 -c "import $module" 2>/dev/null; then
-        pkg=$module
-        [[ $module == dkim ]] && pkg=dkimpy
+        case $module in
+        dkim) pkg=dkimpy ;;
+        nacl) pkg=pynacl ;;
+        *) pkg=$module ;;
+        esac
         python3 -m pip install -q "$pkg" || fail "pip install $pkg failed"
     fi
 done
@@ -117,6 +128,14 @@ if [[ $rc -ne 0 ]]; then
     status=$rc
 fi
 
+section "supply chain: deploy/deny.sh (cargo deny check advisories bans licenses sources)"
+rc=0
+bash "$here/deny.sh" || rc=$?
+if [[ $rc -ne 0 ]]; then
+    failed+=("deploy/deny.sh (exit $rc)")
+    [[ $status -ne 0 ]] || status=$rc
+fi
+
 section "tests: cargo nextest run --workspace --no-fail-fast $*"
 rc=0
 cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
@@ -127,7 +146,7 @@ fi
 
 printf '\n==== summary (%s s) ====\n' "$((SECONDS - started))"
 if [[ ${#failed[@]} -eq 0 ]]; then
-    echo "all passed: smoke test and cargo nextest"
+    echo "all passed: smoke test, cargo deny and cargo nextest"
     exit 0
 fi
 printf 'FAILED: %s\n' "${failed[@]}"

@@ -228,13 +228,10 @@ async fn signup_login_approval_and_a_dkim_signed_message() {
     let (ok, log) = dkimpy_verify(&raw, name, value);
     // The same check fails with another key, so the verdict above means something.
     let other = {
-        use base64::Engine as _;
-        use rsa::pkcs8::EncodePublicKey as _;
-        let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-        let der = key.to_public_key().to_public_key_der().unwrap();
-        format!(
-            "v=DKIM1; k=rsa; p={}",
-            base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
+        let key = api::routes::domains::dkim::generate_rsa(chrono::Utc::now()).unwrap();
+        shared::dkim::txt_value(
+            shared::dkim::Algorithm::Rsa,
+            &shared::dkim::public_key_record(shared::dkim::Algorithm::Rsa, &key.public).unwrap(),
         )
     };
     let (forged, forged_log) = dkimpy_verify(&raw, name, &other);

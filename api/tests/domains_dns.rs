@@ -116,6 +116,16 @@ async fn signup_and_approve(app: &TestApp, admin: &str, domain: &str) -> (String
         .post_json(&format!("/domains/{domain}/approve"), admin, &json!({}))
         .await;
     assert_eq!(r.status(), 200);
+    // With Ed25519 on, a second DKIM record (its own selector) is listed and checked.
+    let r = app
+        .http
+        .patch(app.api(&format!("/domains/{domain}")))
+        .header("X-MAILAPI-TOKEN", admin)
+        .json(&json!({"dkim_ed25519": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let dns: Value = app
         .get(&format!("/domains/{domain}/dns"), Some(&token))
         .await
@@ -132,6 +142,18 @@ fn record<'a>(list: &'a Value, purpose: &str) -> &'a Value {
         .iter()
         .find(|r| r["purpose"] == purpose)
         .unwrap_or_else(|| panic!("no {purpose} record in {list}"))
+}
+
+/// The Ed25519 DKIM record (the second `dkim` one; the RSA record comes first).
+fn ed25519_record(list: &Value) -> &Value {
+    let dkim: Vec<&Value> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["purpose"] == "dkim")
+        .collect();
+    assert_eq!(dkim.len(), 2, "RSA and Ed25519 records in {list}");
+    dkim[1]
 }
 
 #[tokio::test]
@@ -174,6 +196,14 @@ async fn published_records_verify_and_wrong_or_missing_ones_are_named() {
             .unwrap()
             .starts_with("v=DMARC1; p=")
     );
+    let ed = ed25519_record(&good);
+    let ed_selector = good["dkim_ed25519_selector"].as_str().unwrap();
+    assert_ne!(ed_selector, selector);
+    assert_eq!(ed["name"], format!("{ed_selector}._domainkey.good.test"));
+    let ed_value = ed["value"].as_str().unwrap().to_owned();
+    // k=ed25519 and the 32-byte key in base64 (44 characters), no SubjectPublicKeyInfo.
+    assert!(ed_value.starts_with("v=DKIM1; k=ed25519; p="), "{ed_value}");
+    assert_eq!(ed_value.len(), "v=DKIM1; k=ed25519; p=".len() + 44);
     let bad_dkim_name = record(&bad, "dkim")["name"].as_str().unwrap().to_owned();
     assert_ne!(
         record(&bad, "dkim")["value"].as_str().unwrap(),
@@ -181,8 +211,8 @@ async fn published_records_verify_and_wrong_or_missing_ones_are_named() {
         "a key per domain"
     );
 
-    // good.test publishes exactly what was asked; bad.test gets the MX, SPF and DKIM key wrong
-    // (it publishes good.test's key) and has no DMARC record.
+    // good.test publishes exactly what was asked; bad.test gets the MX, SPF and RSA DKIM key
+    // wrong (it publishes good.test's key), and has no Ed25519 DKIM or DMARC record.
     let mut records: Vec<String> = good["records"]
         .as_array()
         .unwrap()
@@ -218,6 +248,8 @@ async fn published_records_verify_and_wrong_or_missing_ones_are_named() {
         json!([dkim_value]),
         "split TXT strings are joined"
     );
+    assert_eq!(ed25519_record(&v)["found"], json!([ed_value]));
+    assert_eq!(ed25519_record(&v)["status"], "ok");
 
     let v: Value = app
         .post_json("/domains/bad.test/dns/verify", &bad_token, &json!({}))
@@ -242,6 +274,8 @@ async fn published_records_verify_and_wrong_or_missing_ones_are_named() {
     assert_eq!(dk["status"], "wrong", "{dk}");
     assert_eq!(dk["found"], json!([dkim_value]));
     assert!(dk["detail"].as_str().unwrap().contains("differs"), "{dk}");
+    let ed = ed25519_record(&v);
+    assert_eq!(ed["status"], "missing", "{ed}");
     let dm = record(&v, "dmarc");
     assert_eq!(dm["status"], "missing", "{dm}");
     assert_eq!(dm["found"], json!([]));

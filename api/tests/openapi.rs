@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/mailbox/{email}/messages/{uid}/move"),
     ("get", "/api/v1/mailbox/{email}/search"),
     ("get", "/api/v1/domains/pending"),
+    ("patch", "/api/v1/domains/{domain}"),
     ("post", "/api/v1/domains/{domain}/approve"),
     ("get", "/api/v1/domains/{domain}/dns"),
     ("post", "/api/v1/domains/{domain}/dns/verify"),

@@ -22,17 +22,8 @@ impl TestDomain {
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
         let (selector, private, public) = if with_dkim {
-            use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
-            let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-            let private = key
-                .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
-                .unwrap()
-                .to_string();
-            let public = key
-                .to_public_key()
-                .to_pkcs1_pem(rsa::pkcs8::LineEnding::LF)
-                .unwrap();
-            (Some("mail"), Some(private), Some(public))
+            let key = api::routes::domains::dkim::generate_rsa(chrono::Utc::now()).unwrap();
+            (Some("mail"), Some(key.private_pem), Some(key.public))
         } else {
             (None, None, None)
         };

@@ -3,7 +3,8 @@
 //! Layout: [`config`] loads and validates settings from defaults and `MAILAPI_*` variables;
 //! [`batch`] group-commits hot writes; [`address`] holds the parsed e-mail and domain types; [`token`] mints, parses and hashes API
 //! tokens; [`password`] makes the password hashes Dovecot verifies; [`outgoing`] is the stored form
-//! of an accepted message and builds its MIME; [`jobs`] names the Redis stream and its entries;
+//! of an accepted message and builds its MIME; [`dkim`] reads and writes DKIM keys' stored and
+//! published forms; [`jobs`] names the Redis stream and its entries;
 //! [`redis`] connects to one Redis server, a Sentinel-watched master or a Cluster alike;
 //! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging and the OpenTelemetry
 //! tracer; [`metrics`] names every Prometheus series and holds the registry; [`notify`] names
@@ -14,6 +15,7 @@ pub mod batch;
 pub mod config;
 pub mod db;
 pub mod delivery;
+pub mod dkim;
 pub mod jobs;
 pub mod metrics;
 pub mod net;

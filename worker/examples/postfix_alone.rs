@@ -96,10 +96,10 @@ async fn main() -> anyhow::Result<()> {
                     if n >= args.messages {
                         return;
                     }
-                    if let Err(e) = smtp.submit(&envelope, &message(&args, n)).await {
-                        if failed.fetch_add(1, Ordering::Relaxed) < 5 {
-                            eprintln!("message {n}: {e}");
-                        }
+                    if let Err(e) = smtp.submit(&envelope, &message(&args, n)).await
+                        && failed.fetch_add(1, Ordering::Relaxed) < 5
+                    {
+                        eprintln!("message {n}: {e}");
                     }
                 }
             })

@@ -1,35 +1,55 @@
-//! DKIM keys per sending domain, read from `domains` and kept for a minute so that signing costs
-//! no query per message, while a newly approved domain is signed within a minute.
+//! DKIM signing of outgoing mail: the keys of each sending domain, read from `domains` and
+//! kept for a minute, so that signing costs no query per message while a newly approved domain
+//! (or one that just turned Ed25519 on) is signed within a minute.
+//!
+//! Layout: [`canon`] is RFC 6376's relaxed canonicalisation, [`key`] a parsed signing key (ring),
+//! [`signer`] puts the DKIM-Signature fields on a message. Keys are parsed once: a refresh that
+//! reads the same selectors and keys keeps the parsed ones.
+
+pub mod canon;
+pub mod key;
+pub mod signer;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
-use lettre::message::header::HeaderName;
+use shared::dkim::Algorithm;
 use sqlx::PgPool;
+
+pub use key::SigningKey;
+pub use signer::DomainSigner;
 
 const TTL: Duration = Duration::from_secs(60);
 
-/// Headers covered by the signature: everything a reader trusts, not only lettre's default four.
-/// Only message-level headers: lettre signs before it adds the body part's `Content-Type`, so
-/// listing that would make every signature fail at the verifier.
-const SIGNED_HEADERS: &[&str] = &[
-    "From",
-    "To",
-    "Cc",
-    "Reply-To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "MIME-Version",
-];
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error(transparent)]
+    Key(#[from] shared::dkim::KeyError),
+    #[error("key rejected: {0}")]
+    KeyRejected(String),
+    #[error("signing failed")]
+    Sign,
+}
 
-/// When a domain's key was read, and the key (`None`: the domain has none).
-type Entry = (Instant, Option<Arc<DkimConfig>>);
+/// A domain's keys as stored: what the parsed signer was made from.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+struct KeyRow {
+    dkim_selector: Option<String>,
+    dkim_private_key: Option<String>,
+    dkim_ed25519_enabled: bool,
+    dkim_ed25519_selector: Option<String>,
+    dkim_ed25519_private_key: Option<String>,
+}
+
+struct Entry {
+    read_at: Instant,
+    row: Option<KeyRow>,
+    signer: Option<Arc<DomainSigner>>,
+}
 
 #[derive(Default)]
 pub struct DkimKeys {
@@ -37,56 +57,69 @@ pub struct DkimKeys {
 }
 
 impl DkimKeys {
-    /// The signing configuration of `domain`, or `None` when it has no key (mail is then sent
-    /// unsigned, as before approval added one).
+    /// The signer of `domain`, or `None` when it has no RSA key (mail is then sent unsigned, as
+    /// before approval gave it one).
     pub async fn for_domain(
         &self,
         db: &PgPool,
         domain: &str,
-    ) -> Result<Option<Arc<DkimConfig>>, sqlx::Error> {
-        if let Some((at, cfg)) = self.cache.lock().expect("dkim cache").get(domain)
-            && at.elapsed() < TTL
+    ) -> Result<Option<Arc<DomainSigner>>, sqlx::Error> {
+        if let Some(e) = self.cache.lock().expect("dkim cache").get(domain)
+            && e.read_at.elapsed() < TTL
         {
-            return Ok(cfg.clone());
+            return Ok(e.signer.clone());
         }
-        let row: Option<(Option<String>, Option<String>)> =
-            sqlx::query_as("select dkim_selector, dkim_private_key from domains where domain = $1")
-                .bind(domain)
-                .fetch_optional(db)
-                .await?;
-        let cfg = match row {
-            Some((Some(selector), Some(pem))) => match signing_config(domain, &selector, &pem) {
-                Ok(cfg) => Some(Arc::new(cfg)),
-                Err(e) => {
-                    tracing::error!(domain, error = %e, "stored DKIM key is unusable; sending unsigned");
-                    None
-                }
-            },
-            _ => None,
+        let row: Option<KeyRow> = sqlx::query_as(
+            "select dkim_selector, dkim_private_key, dkim_ed25519_enabled, dkim_ed25519_selector,
+                    dkim_ed25519_private_key
+               from domains where domain = $1",
+        )
+        .bind(domain)
+        .fetch_optional(db)
+        .await?;
+        let mut cache = self.cache.lock().expect("dkim cache");
+        // The same keys as last time: keep the parsed ones (RSA parsing is not free).
+        let signer = match cache.get(domain) {
+            Some(old) if old.row == row => old.signer.clone(),
+            _ => row.as_ref().and_then(|r| build(domain, r)),
         };
-        self.cache
-            .lock()
-            .expect("dkim cache")
-            .insert(domain.to_owned(), (Instant::now(), cfg.clone()));
-        Ok(cfg)
+        cache.insert(
+            domain.to_owned(),
+            Entry {
+                read_at: Instant::now(),
+                row,
+                signer: signer.clone(),
+            },
+        );
+        Ok(signer)
     }
 }
 
-pub fn signing_config(domain: &str, selector: &str, pem: &str) -> anyhow::Result<DkimConfig> {
-    let key = DkimSigningKey::new(pem, DkimSigningAlgorithm::Rsa)
-        .map_err(|e| anyhow::anyhow!("invalid DKIM private key: {e:?}"))?;
-    let headers = SIGNED_HEADERS
-        .iter()
-        .map(|h| HeaderName::new_from_ascii_str(h))
-        .collect();
-    Ok(DkimConfig::new(
-        selector.to_owned(),
-        domain.to_owned(),
-        key,
-        headers,
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    ))
+/// Parses a domain's keys. An unusable RSA key means no signature at all (logged); an unusable
+/// Ed25519 key means RSA only (logged), since the RSA signature alone is what most receivers
+/// check.
+fn build(domain: &str, row: &KeyRow) -> Option<Arc<DomainSigner>> {
+    let (Some(selector), Some(pem)) = (&row.dkim_selector, &row.dkim_private_key) else {
+        return None;
+    };
+    let rsa = match SigningKey::from_pem(Algorithm::Rsa, pem) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(domain, error = %e, "stored DKIM RSA key is unusable; sending unsigned");
+            return None;
+        }
+    };
+    let mut keys = vec![(selector.clone(), rsa)];
+    if row.dkim_ed25519_enabled
+        && let (Some(selector), Some(pem)) =
+            (&row.dkim_ed25519_selector, &row.dkim_ed25519_private_key)
+    {
+        match SigningKey::from_pem(Algorithm::Ed25519, pem) {
+            Ok(k) => keys.push((selector.clone(), k)),
+            Err(e) => {
+                tracing::error!(domain, error = %e, "stored DKIM Ed25519 key is unusable; signing with RSA only");
+            }
+        }
+    }
+    Some(Arc::new(DomainSigner::new(domain, keys)))
 }

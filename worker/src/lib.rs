@@ -4,7 +4,7 @@
 //! Layout: [`context`] holds shared handles; [`stream`] wraps the send stream's consumer groups (one per shard);
 //! [`submit`] is the send loop (claim in Postgres, build, sign, submit, record) with
 //! [`claim`] holding its SQL, [`smtp`] the pooled transport and the sorting of SMTP outcomes,
-//! and [`dkim`] the per-domain signing keys; [`reclaim`] re-enqueues due messages the stream
+//! and [`dkim`] the DKIM signer and the per-domain keys it signs with; [`reclaim`] re-enqueues due messages the stream
 //! lost. [`logtail`] follows the MTA's log (parsed by [`logline`]) into recipient statuses, and
 //! [`bounces`] reads bounce reports (parsed by [`dsn`]) from the bounce mailbox; [`metrics`]
 //! serves `/metrics` and samples the stream; [`tracing_ctx`] makes the submission and delivery

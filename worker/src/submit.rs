@@ -147,9 +147,15 @@ impl Submitter {
         if c.recipients.is_empty() {
             anyhow::bail!("no recipient left to send to");
         }
-        let mut mime = c.message.build(&c.rfc_message_id, c.created_at)?;
+        let mut bytes = c
+            .message
+            .build(&c.rfc_message_id, c.created_at)?
+            .formatted();
+        // Signed last, over exactly the bytes that are submitted. Inline on the runtime thread
+        // (about 1 ms of CPU, most of it RSA): the blocking pool would add a thread hand-off per
+        // message and save no CPU.
         if let Some(dkim) = self.dkim.for_domain(&self.ctx.db, &c.from_domain).await? {
-            mime.sign(&dkim);
+            bytes = dkim.sign(&bytes)?;
         }
         let return_path = format!(
             "bounces+{}@{}",
@@ -157,7 +163,7 @@ impl Submitter {
             self.ctx.settings.bounce_domain
         );
         let envelope = c.message.envelope(&return_path, Some(&c.recipients))?;
-        Ok((envelope, mime.formatted()))
+        Ok((envelope, bytes))
     }
 
     async fn submit(

@@ -3,18 +3,21 @@
 //!
 //! Approval is what allows sending: it generates the domain's DKIM key pair (the private key
 //! stays in the database for the worker and never appears in a response) and sets it active.
+//! A domain's managers may add Ed25519 signing beside it (`settings`, `PATCH /domains/{domain}`).
 
-mod dkim;
+pub mod dkim;
 mod records;
+pub(crate) mod settings;
 mod verify;
 
 use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared::address::DomainName;
+use shared::dkim::Algorithm;
 use utoipa::ToSchema;
 
 use crate::access::{Permission, require_admin, require_domain};
@@ -27,6 +30,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/domains/pending", get(pending))
+        .route("/domains/{domain}", patch(settings::update))
         .route("/domains/{domain}/approve", post(approve))
         .route("/domains/{domain}/dns", get(dns))
         .route("/domains/{domain}/dns/verify", post(verify_dns))
@@ -75,9 +79,13 @@ pub struct DnsRecords {
     success: bool,
     domain: String,
     active: bool,
-    /// The DKIM selector, once approval has made the domain's key.
+    /// The RSA key's selector (`mail<yyyymm>`), once approval has made the domain's key.
     #[schema(required = true, example = "mail202611")]
     dkim_selector: Option<String>,
+    /// The Ed25519 key's selector (`ed<yyyymm>`), while Ed25519 signing is on
+    /// (`PATCH /domains/{domain}`).
+    #[schema(required = true, example = "ed202612")]
+    dkim_ed25519_selector: Option<String>,
     /// Where bounces for the domain's mail go (the envelope sender's domain).
     return_path_domain: String,
     records: Vec<records::Expected>,
@@ -164,7 +172,7 @@ async fn approve(
         None
     } else {
         Some(
-            tokio::task::spawn_blocking(|| dkim::generate(Utc::now()))
+            tokio::task::spawn_blocking(|| dkim::generate_rsa(Utc::now()))
                 .await
                 .map_err(|e| ApiError::Internal(e.into()))?
                 .map_err(ApiError::Internal)?,
@@ -183,7 +191,7 @@ async fn approve(
     .bind(domain.as_str())
     .bind(key.as_ref().map(|k| k.selector.as_str()))
     .bind(key.as_ref().map(|k| k.private_pem.as_str()))
-    .bind(key.as_ref().map(|k| k.public_pem.as_str()))
+    .bind(key.as_ref().map(|k| k.public.as_str()))
     .execute(&state.db)
     .await?;
     if done.rows_affected() == 0 {
@@ -200,37 +208,62 @@ async fn approve(
     }))
 }
 
-/// The records to publish for a domain the caller may manage.
+/// A domain's published keys as stored (the private keys are not read here).
+#[derive(sqlx::FromRow)]
+struct PublicKeys {
+    dkim_selector: Option<String>,
+    dkim_public_key: Option<String>,
+    dkim_ed25519_enabled: bool,
+    dkim_ed25519_selector: Option<String>,
+    dkim_ed25519_public_key: Option<String>,
+}
+
+/// The records to publish for a domain the caller may manage, and its DKIM keys (RSA first).
 async fn expected_records(
     state: &AppState,
     p: &crate::auth::Principal,
     raw: &str,
 ) -> ApiResult<(
     crate::access::DomainRef,
-    Option<String>,
+    Vec<records::DkimRecord>,
     Vec<records::Expected>,
 )> {
     let domain = parse_domain(raw)?;
     let d = require_domain(&state.db, p, Permission::ManageDomains, domain.as_str()).await?;
-    let key: (Option<String>, Option<String>) =
-        sqlx::query_as("select dkim_selector, dkim_public_key from domains where id = $1")
-            .bind(d.id)
-            .fetch_one(&state.db)
-            .await?;
-    let dkim = match key {
-        (Some(selector), Some(public_pem)) => Some((
-            selector,
-            dkim::public_key_base64(&public_pem).map_err(ApiError::Internal)?,
-        )),
-        _ => None,
+    let keys: PublicKeys = sqlx::query_as(
+        "select dkim_selector, dkim_public_key, dkim_ed25519_enabled, dkim_ed25519_selector,
+                dkim_ed25519_public_key
+           from domains where id = $1",
+    )
+    .bind(d.id)
+    .fetch_one(&state.db)
+    .await?;
+    let record = |algorithm, selector: &str, stored: &str| -> ApiResult<records::DkimRecord> {
+        Ok(records::DkimRecord {
+            algorithm,
+            selector: selector.to_owned(),
+            public: shared::dkim::public_key_record(algorithm, stored)
+                .map_err(|e| ApiError::Internal(e.into()))?,
+        })
     };
+    let mut dkim = Vec::new();
+    if let (Some(s), Some(k)) = (&keys.dkim_selector, &keys.dkim_public_key) {
+        dkim.push(record(Algorithm::Rsa, s, k)?);
+        // Listed only while the worker signs with it: a record for a key not in use would only
+        // be one more thing to keep in DNS.
+        if keys.dkim_ed25519_enabled
+            && let (Some(s), Some(k)) = (&keys.dkim_ed25519_selector, &keys.dkim_ed25519_public_key)
+        {
+            dkim.push(record(Algorithm::Ed25519, s, k)?);
+        }
+    }
     let list = records::expected(&records::Inputs {
         domain: &d.domain,
         mx_host: &state.settings.accounts.mx_host,
         bounce_domain: &state.settings.bounce_domain,
-        dkim: dkim.as_ref().map(|(s, p)| (s.as_str(), p.as_str())),
+        dkim: &dkim,
     });
-    Ok((d, dkim.map(|(s, _)| s), list))
+    Ok((d, dkim, list))
 }
 
 /// `GET /domains/{domain}/dns` (`manage_domains`).
@@ -246,17 +279,23 @@ async fn dns(
     Auth(p): Auth,
     Path(raw): Path<String>,
 ) -> ApiResult<JsonResponse<DnsRecords>> {
-    let (d, selector, records) = expected_records(&state, &p, &raw).await?;
-    let note = if selector.is_none() {
+    let (d, dkim, records) = expected_records(&state, &p, &raw).await?;
+    let note = if dkim.is_empty() {
         "The DKIM record is listed once an admin approves the domain (approval creates its key)."
     } else {
         "Publish every record; POST /domains/{domain}/dns/verify checks them."
+    };
+    let selector = |alg| {
+        dkim.iter()
+            .find(|k| k.algorithm == alg)
+            .map(|k| k.selector.clone())
     };
     Ok(JsonResponse(DnsRecords {
         success: true,
         domain: d.domain,
         active: d.active,
-        dkim_selector: selector,
+        dkim_selector: selector(Algorithm::Rsa),
+        dkim_ed25519_selector: selector(Algorithm::Ed25519),
         return_path_domain: state.settings.bounce_domain.clone(),
         records,
         message: note,

@@ -30,6 +30,7 @@ use crate::routes::{
         mailbox::folders, mailbox::list_messages, mailbox::get_message, mailbox::delete_message,
         mailbox::download_attachment, mailbox::set_flags, mailbox::move_message, mailbox::search,
         domains::pending, domains::approve, domains::dns, domains::verify_dns,
+        domains::settings::update,
         users::list, users::create, users::update, users::remove,
         permissions::bulk_grant, permissions::list, permissions::revoke,
         signup::signup,

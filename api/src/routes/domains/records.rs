@@ -4,6 +4,7 @@
 //! without a DNS server.
 
 use serde::Serialize;
+use shared::dkim::Algorithm;
 
 /// What a record is for; decides how published values are compared with the expected one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -13,7 +14,8 @@ pub enum Purpose {
     Mx,
     /// This server may send for the domain.
     Spf,
-    /// Receivers can check the worker's DKIM signatures.
+    /// Receivers can check the worker's DKIM signatures: one record per key (RSA, and Ed25519
+    /// when the domain signs with it), each at its own selector.
     Dkim,
     /// Receivers know what to do with mail that fails both SPF and DKIM alignment.
     Dmarc,
@@ -39,13 +41,22 @@ pub struct Expected {
     pub ttl: u32,
 }
 
+/// One DKIM key to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimRecord {
+    pub algorithm: Algorithm,
+    pub selector: String,
+    /// The `p=` value.
+    pub public: String,
+}
+
 /// The server-side facts the records are built from.
 pub struct Inputs<'a> {
     pub domain: &'a str,
     pub mx_host: &'a str,
     pub bounce_domain: &'a str,
-    /// Selector and `p=` value, once the domain is approved and has a key.
-    pub dkim: Option<(&'a str, &'a str)>,
+    /// The keys the worker signs with (none before approval), in signing order: RSA first.
+    pub dkim: &'a [DkimRecord],
 }
 
 const TTL: u32 = 3600;
@@ -73,11 +84,11 @@ pub fn expected(i: &Inputs<'_>) -> Vec<Expected> {
         mx(Purpose::Mx, d.to_owned()),
         txt(Purpose::Spf, d.to_owned(), "v=spf1 mx -all".to_owned()),
     ];
-    if let Some((selector, p)) = i.dkim {
+    for k in i.dkim {
         out.push(txt(
             Purpose::Dkim,
-            format!("{selector}._domainkey.{d}"),
-            super::dkim::txt_value(p),
+            format!("{}._domainkey.{d}", k.selector),
+            shared::dkim::txt_value(k.algorithm, &k.public),
         ));
     }
     out.push(txt(
@@ -135,13 +146,17 @@ pub fn judge(e: &Expected, found: &[String]) -> (Status, String) {
         }
         Purpose::Dkim => {
             let want = tag(&e.value, "p").unwrap_or_default();
+            // k= defaults to rsa (RFC 6376 section 3.6.1); an Ed25519 record must say so.
+            let want_k = tag(&e.value, "k").unwrap_or_else(|| "rsa".to_owned());
             let keys = tagged(found, "v=DKIM1");
             if found.is_empty() {
                 return (Status::Missing, format!("No DKIM record at {}", e.name));
             }
             let matches = found.iter().any(|f| {
                 tag(f, "p").as_deref() == Some(want.as_str())
-                    && tag(f, "k").is_none_or(|k| k.eq_ignore_ascii_case("rsa"))
+                    && tag(f, "k")
+                        .unwrap_or_else(|| "rsa".to_owned())
+                        .eq_ignore_ascii_case(&want_k)
                     && tag(f, "v").is_none_or(|v| v == "DKIM1")
             });
             if matches {
@@ -224,7 +239,18 @@ mod tests {
             domain: "example.com",
             mx_host: "mail.host.test",
             bounce_domain: "bounces.example.com",
-            dkim: Some(("mail202611", "AAAA")),
+            dkim: &[
+                DkimRecord {
+                    algorithm: Algorithm::Rsa,
+                    selector: "mail202611".into(),
+                    public: "AAAA".into(),
+                },
+                DkimRecord {
+                    algorithm: Algorithm::Ed25519,
+                    selector: "ed202612".into(),
+                    public: "EEEE".into(),
+                },
+            ],
         })
     }
 
@@ -248,11 +274,21 @@ mod tests {
                 ("MX", "example.com".to_owned()),
                 ("TXT", "example.com".to_owned()),
                 ("TXT", "mail202611._domainkey.example.com".to_owned()),
+                ("TXT", "ed202612._domainkey.example.com".to_owned()),
                 ("TXT", "_dmarc.example.com".to_owned()),
                 ("MX", "bounces.example.com".to_owned()),
             ]
         );
         assert_eq!(get(Purpose::Dkim).value, "v=DKIM1; k=rsa; p=AAAA");
+        let dkim: Vec<_> = records()
+            .into_iter()
+            .filter(|r| r.purpose == Purpose::Dkim)
+            .map(|r| r.value)
+            .collect();
+        assert_eq!(
+            dkim,
+            ["v=DKIM1; k=rsa; p=AAAA", "v=DKIM1; k=ed25519; p=EEEE"]
+        );
     }
 
     #[test]
@@ -298,6 +334,23 @@ mod tests {
             Status::Wrong
         );
         assert_eq!(judge(&dkim, &[]).0, Status::Missing);
+
+        let ed = records()
+            .into_iter()
+            .filter(|r| r.purpose == Purpose::Dkim)
+            .nth(1)
+            .unwrap();
+        assert_eq!(
+            judge(&ed, &s(&["v=DKIM1; k=ed25519; p=EEEE"])).0,
+            Status::Ok
+        );
+        // The right bytes under the wrong key type (or none, which means rsa) are wrong.
+        assert_eq!(judge(&ed, &s(&["v=DKIM1; p=EEEE"])).0, Status::Wrong);
+        assert_eq!(judge(&ed, &s(&["v=DKIM1; k=rsa; p=EEEE"])).0, Status::Wrong);
+        assert_eq!(
+            judge(&ed, &s(&["v=DKIM1; k=ed25519; p=AAAA"])).0,
+            Status::Wrong
+        );
     }
 
     #[test]
