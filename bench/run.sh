@@ -4,7 +4,7 @@
 # (deploy/infra-up.sh) and wrk, pgbench, smtp-source (installed here if missing).
 #
 #   bench/run.sh            # all
-#   bench/run.sh tokens     # one of: tokens accept worker logtail latency
+#   bench/run.sh tokens     # one of: tokens accept worker logtail latency e2e
 #
 # BENCH_API / BENCH_WORKER run other binaries than this checkout's release build (an A/B
 # comparison of two builds on the same machine, minutes apart: this VM's speed drifts).
@@ -116,11 +116,11 @@ bench_worker() {
     echo "== one worker submitting $n queued 2 KB messages straight to an accept-all smtp-sink"
     local t0 t1
     t0=$(date +%s.%N)
-    MAILAPI_SMTP_PORT=$sink_port MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
+    MAILAPI_SMTP_PORT=$sink_port MAILAPI_SMTP_USERNAME="" MAILAPI_SMTP_PASSWORD="" \
         MAILAPI_SMTP_POOL_SIZE=${BENCH_SMTP_POOL:-32} MAILAPI_WORKER_CONCURRENCY=${BENCH_CONCURRENCY:-256} MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
         $WORKER >"$OUT/worker.log" 2>&1 &
     local wpid=$!
-    pids+=($wpid)
+    pids+=("$wpid")
     while true; do
         # Cheap (the partial index of pending messages) and not too often: psql itself costs CPU.
         left=$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select exists (select 1 from messages where status = 'pending')")
@@ -141,11 +141,11 @@ bench_worker() {
 bench_latency() {
     echo "== 202 -> submitted latency, API under load with one worker submitting to the sink"
     psql "$MAILAPI_DATABASE_URL" -X -q -c "delete from messages"
-    MAILAPI_SMTP_PORT=$SINK_PORT MAILAPI_SMTP_USERNAME= MAILAPI_SMTP_PASSWORD= \
+    MAILAPI_SMTP_PORT=$SINK_PORT MAILAPI_SMTP_USERNAME="" MAILAPI_SMTP_PASSWORD="" \
         MAILAPI_SMTP_POOL_SIZE=${BENCH_SMTP_POOL:-32} MAILAPI_WORKER_CONCURRENCY=${BENCH_CONCURRENCY:-256} MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
         $WORKER >"$OUT/worker-latency.log" 2>&1 &
     local wpid=$!
-    pids+=($wpid)
+    pids+=("$wpid")
     sleep 1
     # Half the accept rate (LATENCY_RATE req/s over LATENCY_CONNECTIONS connections).
     local c=${LATENCY_CONNECTIONS:-64} r=${LATENCY_RATE:-1500}
@@ -171,6 +171,110 @@ bench_logtail() {
         awk '/^tps/ { printf "100-row batches: %.0f/s = %.0f rows/s\n", $3, $3 * 100 }' || true
 }
 
+# End to end through the real Postfix (issue 22): an approved, DKIM-signed domain, 2 KB messages
+# to sink-ok.test through Postfix on 587, one API and one worker with their default settings
+# (the worker follows Postfix's log, so "sent" is what the follower recorded). First the ceiling,
+# Postfix alone: E2E_SESSIONS (20) SASL sessions submitting E2E_ALONE_MESSAGES (10000) messages,
+# timed until Postfix has logged every delivery. Then ours, paced at E2E_RATE req/s (default
+# 75 % of that ceiling) for E2E_SECONDS (30): the sustained rate (messages / first 202 to last
+# recorded delivery), its ratio to the ceiling, 202 -> sent p50/p99, and the check that no
+# message is left non-final while all its recipients are final. With E2E_PROFILE=1 and perf
+# installed, the worker is profiled for 10 s mid-run (bench/out/e2e-worker.perf.txt).
+POSTFIX_LOG=${MAILAPI_MTA_LOG_PATH:-/var/log/mailapi/postfix.log}
+
+# Lines Postfix logged since byte OFFSET of its log for deliveries to ADDRESS with status=sent.
+postfix_sent_since() {
+    local offset=$1 address=$2
+    tail -c +"$((offset + 1))" "$POSTFIX_LOG" | grep -c "to=<$address>,.*status=sent" || true
+}
+
+bench_e2e() {
+    local sessions=${E2E_SESSIONS:-20} n=${E2E_ALONE_MESSAGES:-10000} seconds=${E2E_SECONDS:-30}
+    local alone_rcpt="alone-$$@sink-ok.test" ours_rcpt="e2e-$$@sink-ok.test"
+    cargo build -q --release -p worker --example postfix_alone
+    echo "== e2e ceiling: Postfix alone, $sessions SASL sessions on 587, $n 2 KB messages to sink-ok.test, until all are delivered"
+    local offset t0 t1 done_count
+    offset=$(stat -c %s "$POSTFIX_LOG")
+    t0=$(date +%s.%N)
+    target/release/examples/postfix_alone --sessions "$sessions" --messages "$n" --to "$alone_rcpt"
+    while true; do
+        done_count=$(postfix_sent_since "$offset" "$alone_rcpt")
+        ((done_count >= n)) && break
+        if (($(date +%s) - ${t0%.*} > 600)); then echo "Postfix delivered only $done_count of $n in 600 s"; exit 1; fi
+        sleep 0.2
+    done
+    t1=$(date +%s.%N)
+    local alone_rate
+    alone_rate=$(python3 -c "print(round($n/($t1-$t0)))")
+    echo "postfix alone: $n delivered in $(python3 -c "print(f'{$t1-$t0:.2f}')") s = $alone_rate msg/s"
+
+    local rate=${E2E_RATE:-$(python3 -c "import math; print(math.ceil($alone_rate*0.75))")}
+    echo "== e2e: ours through Postfix, an approved DKIM-signed domain, paced at $rate req/s for ${seconds}s"
+    # A domain the way users get one: signup, then approval (which makes its DKIM key).
+    local domain="e2e-$$.bench.test"
+    curl -sf -X POST -H 'Content-Type: application/json' \
+        -d "{\"domain\":\"$domain\",\"email\":\"admin@$domain\",\"password\":\"bench-password\",\"name\":\"bench\"}" \
+        "http://127.0.0.1:$PORT/api/v1/auth/signup" >/dev/null
+    curl -sf -X POST -H "X-MAILAPI-TOKEN: $TOKEN" "http://127.0.0.1:$PORT/api/v1/domains/$domain/approve" >/dev/null
+    [[ $(psql "$MAILAPI_DATABASE_URL" -X -At -c "select dkim_private_key is not null from domains where domain = '$domain'") == t ]] ||
+        { echo "the approved domain has no DKIM key"; exit 1; }
+    python3 -c "import json; print(json.dumps({'from':'admin@$domain','to':['$ours_rcpt'],'subject':'e2e bench','body':{'text':'x'*1900}}))" >"$OUT/e2e.json"
+    psql "$MAILAPI_DATABASE_URL" -X -q -c "delete from messages"
+
+    MAILAPI_WORKER_METRICS_LISTEN=127.0.0.1:19091 $WORKER >"$OUT/worker-e2e.log" 2>&1 &
+    local wpid=$!
+    pids+=("$wpid")
+    # The follower starts at the beginning of Postfix's log in this new database: let it catch
+    # up before the clock starts.
+    local lag
+    for _ in $(seq 600); do
+        lag=$(curl -sf http://127.0.0.1:19091/metrics | awk '/^mailapi_log_follower_lag_bytes/ { print $2 }')
+        [[ -n $lag && ${lag%.*} -eq 0 ]] && break
+        sleep 0.5
+    done
+    [[ -n $lag && ${lag%.*} -eq 0 ]] || { echo "the log follower did not catch up"; exit 1; }
+
+    if [[ ${E2E_PROFILE:-0} == 1 ]] && command -v perf >/dev/null; then
+        (sleep $((seconds / 2)) && perf record -F 499 -g -p "$wpid" -o "$OUT/e2e-worker.perf" -- sleep 10 >/dev/null 2>&1 &&
+            perf report -i "$OUT/e2e-worker.perf" --no-children --percent-limit 1.5 --stdio 2>/dev/null >"$OUT/e2e-worker.perf.txt") &
+    fi
+    $LOADGEN --url "http://127.0.0.1:$PORT/api/v1/mail/send" --body "$OUT/e2e.json" \
+        --header "X-MAILAPI-TOKEN: $TOKEN" --connections 64 --rate "$rate" \
+        --seconds "$seconds" | tee "$OUT/e2e-paced.txt"
+    local open t_end
+    t_end=$(($(date +%s) + 180))
+    while true; do
+        open=$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from recipients where status in ('pending', 'deferred')")
+        ((open == 0)) && break
+        (($(date +%s) > t_end)) && { echo "$open recipients still open 180 s after the load"; break; }
+        sleep 0.5
+    done
+    psql "$MAILAPI_DATABASE_URL" -X -At -F ' ' -c "
+        with r as (select r.status, extract(epoch from r.updated_at - m.created_at) as s,
+                          m.created_at, r.updated_at
+                     from recipients r join messages m on m.id = r.message_id)
+        select 'messages', count(*),
+               'sent', count(*) filter (where status = 'sent'),
+               'sustained_msg_per_s', round(count(*) filter (where status = 'sent')
+                   / extract(epoch from max(updated_at) - min(created_at))::numeric, 1),
+               'ratio_to_postfix_alone', round(count(*) filter (where status = 'sent')
+                   / extract(epoch from max(updated_at) - min(created_at))::numeric / $alone_rate, 3),
+               'p50_202_to_sent_ms', round(1000 * percentile_cont(0.5) within group (order by s)::numeric, 1),
+               'p99_202_to_sent_ms', round(1000 * percentile_cont(0.99) within group (order by s)::numeric, 1),
+               'max_ms', round(1000 * max(s)::numeric, 1)
+          from r" | tee "$OUT/e2e-result.txt"
+    local behind
+    behind=$(psql "$MAILAPI_DATABASE_URL" -X -At -c "
+        select count(*) from messages m
+         where m.status in ('pending', 'submitted')
+           and not exists (select 1 from recipients r
+                            where r.message_id = m.id and r.status in ('pending', 'deferred'))")
+    echo "messages left non-final while all their recipients are final: $behind"
+    kill "$wpid"
+    [[ -f $OUT/e2e-worker.perf.txt ]] && echo "worker profile: $OUT/e2e-worker.perf.txt"
+    ((behind == 0)) || exit 1
+}
+
 start_api
 start_sink
 write_send_lua
@@ -180,3 +284,4 @@ what=${1:-all}
 [[ $what == all || $what == worker ]] && bench_worker
 [[ $what == all || $what == logtail ]] && bench_logtail
 [[ $what == all || $what == latency ]] && bench_latency
+[[ $what == all || $what == e2e ]] && bench_e2e

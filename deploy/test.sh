@@ -5,11 +5,14 @@
 #   2. cargo-nextest and cargo-deny, installed with `cargo install --locked` if missing;
 #   3. drop the per-test databases (mailapi_test_*) earlier runs left behind;
 #   4. migrate the main database (the one Postfix and Dovecot read);
-#   5. deploy/smoke.sh: the mail stack end to end (SMTP in and out, IMAP, sinks);
-#   6. deploy/deny.sh: cargo deny check advisories bans licenses sources, against the offline
+#   5. shellcheck over deploy/ and bench/;
+#   6. deploy/smoke.sh: the mail stack end to end (SMTP in and out, IMAP, sinks);
+#   7. deploy/deny.sh: cargo deny check advisories bans licenses sources, against the offline
 #      advisory database snapshot (fails if the snapshot is missing);
-#   7. cargo nextest run --workspace --no-fail-fast, with this script's arguments appended.
-# Steps 5, 6 and 7 all run even if one fails; the exit status is non-zero if any did.
+#   8. cargo nextest run --workspace --no-fail-fast, with this script's arguments appended;
+#   9. deploy/check-up.sh: README command (a) twice in a row, stopped with Ctrl-C each time
+#      (skipped when arguments select tests, i.e. for a partial run).
+# Steps 5 to 9 all run even if one fails; the exit status is non-zero if any did.
 # Needs no terminal or stdin (CI runs it with CI=true and stdin closed).
 #
 # Usage (as root):  deploy/test.sh [extra cargo-nextest arguments, e.g. -E 'test(tokens)']
@@ -26,7 +29,7 @@ source "$here/lib/toolchain.sh"
 step=0
 section() {
     step=$((step + 1))
-    printf '\n==== [%s/7] %s ====\n' "$step" "$*"
+    printf '\n==== [%s/9] %s ====\n' "$step" "$*"
 }
 fail() {
     printf 'ERROR: %s\n' "$*" >&2
@@ -66,21 +69,27 @@ if ! cargo deny --version >/dev/null 2>&1; then
 fi
 cargo deny --version
 # What tests drive the API with: the spec's own PHP and Python examples, an independent DKIM
-# verifier (dkimpy; PyNaCl lets it check Ed25519 signatures), and a DNS server on loopback for
-# the record checks.
-TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium)
+# verifier (dkimpy; PyNaCl lets it check Ed25519 signatures), a DNS server on loopback for
+# the record checks, shellcheck for the scripts and curl for deploy/check-up.sh.
+TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium shellcheck curl)
 ensure_packages "${TEST_PACKAGES[@]}"
-TEST_PYTHON_MODULES=(requests dkim nacl schemathesis)
-for module in "${TEST_PYTHON_MODULES[@]}"; do
-    if ! python3 -c "import $module" 2>/dev/null; then
-        case $module in
-        dkim) pkg=dkimpy ;;
-        nacl) pkg=pynacl ;;
-        *) pkg=$module ;;
-        esac
-        python3 -m pip install -q "$pkg" || fail "pip install $pkg failed"
-    fi
-done
+# pip leaves requirements that are already met alone (without asking the index), so this costs
+# nothing on a machine that has them. schemathesis is held to 4.x: api/tests/openapi.rs names
+# its checks.
+TEST_PYTHON_PACKAGES=(requests dkimpy pynacl 'schemathesis>=4.32,<5')
+python3 -m pip install -q --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}" ||
+    fail "pip install ${TEST_PYTHON_PACKAGES[*]} failed"
+
+# The spec's Node.js snippets use axios (api/tests/spec_snippets.rs): installed under target/,
+# beside the build, from the npm registry, without a lockfile.
+command -v node >/dev/null || ensure_packages nodejs
+command -v npm >/dev/null || ensure_packages npm
+node_dir=$repo/target/spec-examples
+if [[ ! -f $node_dir/node_modules/axios/package.json ]]; then
+    mkdir -p "$node_dir"
+    npm install --prefix "$node_dir" --no-package-lock --no-audit --no-fund --silent axios@1 ||
+        fail "npm install axios failed"
+fi
 
 section "drop leftover test databases (mailapi_test_*)"
 # Only databases nobody is connected to and that are more than 2 minutes old: another test run
@@ -120,6 +129,21 @@ RUST_LOG=warn cargo run -q -p api --bin mailapi-api -- migrate
 failed=()
 status=0
 
+section "shellcheck: deploy/ and bench/"
+rc=0
+mapfile -t scripts < <(cd "$repo" && {
+    ls deploy/*.sh deploy/lib/*.sh deploy/docker/*.sh bench/*.sh
+    echo .ci/run
+})
+# -x -P SCRIPTDIR: follow each script's `source` of its lib files, relative to the script.
+shellcheck -x -P SCRIPTDIR "${scripts[@]}" || rc=$?
+if [[ $rc -ne 0 ]]; then
+    failed+=("shellcheck (exit $rc)")
+    status=$rc
+else
+    echo "shellcheck: ${#scripts[@]} scripts clean"
+fi
+
 section "mail stack smoke test: deploy/smoke.sh"
 rc=0
 bash "$here/smoke.sh" || rc=$?
@@ -144,9 +168,21 @@ if [[ $rc -ne 0 ]]; then
     [[ $status -ne 0 ]] || status=$rc
 fi
 
+section "README command (a) twice, Ctrl-C each time: deploy/check-up.sh"
+if [[ $# -eq 0 ]]; then
+    rc=0
+    bash "$here/check-up.sh" || rc=$?
+    if [[ $rc -ne 0 ]]; then
+        failed+=("deploy/check-up.sh (exit $rc)")
+        [[ $status -ne 0 ]] || status=$rc
+    fi
+else
+    echo "skipped: arguments select a subset of the tests ($*)"
+fi
+
 printf '\n==== summary (%s s) ====\n' "$((SECONDS - started))"
 if [[ ${#failed[@]} -eq 0 ]]; then
-    echo "all passed: smoke test, cargo deny and cargo nextest"
+    echo "all passed: shellcheck, smoke test, cargo deny, cargo nextest and deploy/up.sh twice"
     exit 0
 fi
 printf 'FAILED: %s\n' "${failed[@]}"

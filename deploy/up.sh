@@ -6,8 +6,10 @@
 #   3. migrate the main database and mint a fresh admin token;
 #   4. start the worker and the API as children, wait for GET /health, print the API URL, the
 #      token and a curl to try, then wait.
-# Ctrl-C or SIGTERM stops both children and exits 0. If either child dies, the other is stopped
-# and the script exits non-zero. Each child's output goes to the terminal, every line prefixed
+# Ctrl-C or SIGTERM stops both children, and the mail-stack daemons (Postfix, Dovecot, the
+# smtp-sinks) that this run started because they were not running, and exits 0. Daemons that
+# were already running are left as they were; PostgreSQL and Redis belong to the machine and are
+# never stopped. If either child dies, the same happens and the script exits non-zero. Each child's output goes to the terminal, every line prefixed
 # with [api] or [worker], and is appended to /var/log/mailapi/api.log or worker.log.
 #
 # Usage (as root):  deploy/up.sh
@@ -23,6 +25,12 @@ repo=$(cd "$here/.." && pwd)
 source "$here/lib/common.sh"
 # shellcheck source=lib/toolchain.sh
 source "$here/lib/toolchain.sh"
+# shellcheck source=lib/postfix.sh
+source "$here/lib/postfix.sh"
+# shellcheck source=lib/sinks.sh
+source "$here/lib/sinks.sh"
+# shellcheck source=lib/dovecot.sh
+source "$here/lib/dovecot.sh"
 
 say() { printf '[up] %s\n' "$*" >&2; }
 fail() {
@@ -43,6 +51,12 @@ esac
 
 # Before anything slow: without a toolchain there is nothing to run.
 require_cargo || exit 1
+
+# What runs before we start anything: on the way out, only what this run started is stopped.
+started_postfix=1 started_dovecot=1 started_sinks=1
+postfix_running && started_postfix=0
+dovecot_running && started_dovecot=0
+sinks_running && started_sinks=0
 
 say "bringing up the local stack (deploy/infra-up.sh)"
 # The start-up log lives in $LOG_DIR: create it before the first write (a fresh machine has
@@ -112,6 +126,29 @@ stop_children() {
     wait 2>/dev/null || true
 }
 
+# The mail-stack daemons this run started (not the ones it found running). Postfix first, so it
+# does not defer mail to a Dovecot or sink that is already gone.
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+stop_started_daemons() {
+    local stopped=()
+    if [[ $started_postfix -eq 1 ]] && postfix_running; then
+        (postfix_down) 2>>"$START_LOG" && stopped+=(Postfix)
+    fi
+    if [[ $started_dovecot -eq 1 ]] && dovecot_running; then
+        (dovecot_down) 2>>"$START_LOG" && stopped+=(Dovecot)
+    fi
+    if [[ $started_sinks -eq 1 ]]; then
+        (sinks_down) 2>>"$START_LOG" && stopped+=(smtp-sinks)
+    fi
+    [[ ${#stopped[@]} -eq 0 ]] || say "stopped what this run started: ${stopped[*]}"
+}
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+on_exit() {
+    stop_children
+    stop_started_daemons
+}
+
 # shellcheck disable=SC2317  # invoked by the INT/TERM trap
 on_signal() {
     trap - INT TERM
@@ -121,7 +158,7 @@ on_signal() {
     exit 0
 }
 trap on_signal INT TERM
-trap stop_children EXIT
+trap on_exit EXIT
 
 # Run a child with its output prefixed on the terminal and appended to its log file. The filter
 # ignores INT/TERM, so it keeps relaying the child's last lines while the child shuts down; it

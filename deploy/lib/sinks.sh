@@ -121,6 +121,15 @@ sinks_up() {
     log "smtp-sinks ready: 2525 accept (dumps in $SINK_DIR), 2526 5xx, 2527 4xx, 2528 closed"
 }
 
+# Is every sink running as ours (by pid file)?
+sinks_running() {
+    local port pid
+    for port in "${SINK_PORTS[@]}"; do
+        pid=$(cat "$(sink_pidfile "$port")" 2>/dev/null || true)
+        sink_pid_matches "$pid" "$port" || return 1
+    done
+}
+
 sinks_down() {
     local port pidfile pid
     for port in "${SINK_PORTS[@]}"; do
