@@ -26,6 +26,8 @@ source "$here/lib/postfix.sh"
 source "$here/lib/sinks.sh"
 # shellcheck source=lib/dovecot.sh
 source "$here/lib/dovecot.sh"
+# shellcheck source=lib/postgres.sh
+source "$here/lib/postgres.sh"
 
 require_root
 # Daemon output while stopping goes to a log that is about to be removed; keep it out of the
@@ -51,9 +53,13 @@ fi
 sinks_down
 
 # --- PostgreSQL: the databases owned by our roles, then the roles ------------------------------
-if command -v psql >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; then
+# A machine that just booted may still be replaying its WAL ("the database system is not yet
+# accepting connections"), or have its cluster stopped: start it if needed and wait until it
+# accepts sessions, so that the databases of an earlier run are really dropped.
+if command -v psql >/dev/null && command -v pg_lsclusters >/dev/null; then
+    pg_ensure_running
     port=$PG_PORT
-    pg() { (cd / && runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 -p "$port" "$@"); }
+    pg() { (cd / && PGOPTIONS="-c client_min_messages=warning" runuser -u postgres -- psql -X -q -At -v ON_ERROR_STOP=1 -p "$port" "$@"); }
     dbs=$(pg -d postgres -c "select d.datname from pg_database d join pg_roles r on r.oid = d.datdba
                               where r.rolname in ('$DB_USER', '$MTA_DB_USER')
                                  or d.datname = '$DB_NAME' or d.datname like 'mailapi\_test\_%'
@@ -69,7 +75,7 @@ if command -v psql >/dev/null && pg_lsclusters -h 2>/dev/null | grep -q online; 
         die "dropping the roles $DB_USER and $MTA_DB_USER failed"
     log "PostgreSQL: dropped $count database(s) and the roles $DB_USER, $MTA_DB_USER"
 else
-    log "PostgreSQL is not running here: no databases or roles to drop"
+    log "PostgreSQL is not installed here: no databases or roles to drop"
 fi
 
 # --- Redis: our keys only ------------------------------------------------------------------------
