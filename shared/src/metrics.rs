@@ -11,6 +11,9 @@ pub const HTTP_REQUESTS: &str = "mailapi_http_requests_total";
 pub const HTTP_DURATION: &str = "mailapi_http_request_duration_seconds";
 /// Requests refused by the per-token rate limit, by `window` (minute|hour).
 pub const RATE_LIMITED: &str = "mailapi_rate_limit_rejections_total";
+/// Times the API found Redis unreachable and went on without it for a while (a timeout, a
+/// refused or dropped connection); see `shared::redis::breaker`.
+pub const REDIS_UNREACHABLE: &str = "mailapi_redis_unreachable_total";
 /// Messages accepted by `POST /mail/send`.
 pub const MESSAGES_ACCEPTED: &str = "mailapi_messages_accepted_total";
 /// Messages stored per group-committed insert of the accept path (one sample per statement).
@@ -78,6 +81,10 @@ fn describe() {
         "HTTP request latency"
     );
     describe_counter!(RATE_LIMITED, "Requests refused by the per-token rate limit");
+    describe_counter!(
+        REDIS_UNREACHABLE,
+        "Times Redis could not be reached and the API went on without it for a while"
+    );
     describe_counter!(MESSAGES_ACCEPTED, "Messages accepted by POST /mail/send");
     describe_histogram!(
         ACCEPT_BATCH_MESSAGES,

@@ -104,6 +104,22 @@ impl Servers {
         }
     }
 
+    /// Sends `signal` (`STOP`, `CONT`) to the server on `port`. A stopped server keeps its
+    /// connections open and answers nothing: to a client, the worst kind of unreachable.
+    pub fn signal(&self, port: u16, signal: &str) {
+        let (_, child) = self
+            .children
+            .iter()
+            .find(|(p, _)| *p == port)
+            .expect("a server on that port");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} of the Redis on {port}");
+    }
+
     /// Kills the server on `port` (it stays in the list so `Drop` reaps it).
     pub fn kill(&mut self, port: u16) {
         for (p, child) in &mut self.children {
