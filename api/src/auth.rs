@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
+use crate::client_ip::ClientIp;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -274,26 +275,47 @@ pub async fn run_last_used_flusher(state: AppState, shutdown: CancellationToken)
     }
 }
 
+/// The principal of the request's token: `NO_API_TOKEN` without one, `INVALID_TOKEN` for one
+/// that is malformed or unknown.
+async fn principal_of(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Arc<Principal>, ApiError> {
+    let raw = headers.get(TOKEN_HEADER).ok_or(ApiError::NoApiToken)?;
+    let raw = raw.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
+    if raw.is_empty() {
+        return Err(ApiError::NoApiToken);
+    }
+    let secret = TokenSecret::parse(raw).ok_or(ApiError::InvalidToken)?;
+    state
+        .tokens
+        .resolve(&state.db, &secret)
+        .await?
+        .ok_or(ApiError::InvalidToken)
+}
+
 /// Middleware for every authenticated route.
 pub async fn authenticate(
     State(state): State<AppState>,
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let raw = req
-        .headers()
-        .get(TOKEN_HEADER)
-        .ok_or(ApiError::NoApiToken)?;
-    let raw = raw.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
-    if raw.is_empty() {
-        return Err(ApiError::NoApiToken);
+    // An address that guessed too often is refused before its token is even looked up
+    // (crate::auth_failures); a malformed or unknown token counts as one more guess.
+    let client = req.extensions().get::<ClientIp>().map(|c| c.0);
+    if let Some(ip) = client {
+        state.auth_failures.check(ip)?;
     }
-    let secret = TokenSecret::parse(raw).ok_or(ApiError::InvalidToken)?;
-    let principal = state
-        .tokens
-        .resolve(&state.db, &secret)
-        .await?
-        .ok_or(ApiError::InvalidToken)?;
+    let principal = match principal_of(&state, req.headers()).await {
+        Ok(p) => p,
+        Err(e @ ApiError::InvalidToken) => {
+            return Err(match client {
+                Some(ip) => state.auth_failures.failed(ip, e).await,
+                None => e,
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let now = Utc::now();
     if !principal.is_active || principal.expires_at.is_some_and(|e| e <= now) {
         return Err(ApiError::TokenExpired);

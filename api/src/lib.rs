@@ -12,6 +12,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod auth_failures;
 pub mod cli;
 pub mod client_ip;
 pub mod error;
@@ -41,21 +42,26 @@ use crate::auth::TokenCache;
 use crate::ratelimit::RateLimiter;
 use crate::state::{AppState, Inner};
 
-/// Bounds connecting to Redis and each answer. No API command blocks, so anything slower means
-/// Redis is in trouble: the request then goes on without it (see `ratelimit`, `send::enqueue`).
-const REDIS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// Connects to Postgres and Redis and builds the shared state.
 pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
     let db = shared::db::connect_lazy(&settings).context("MAILAPI_DATABASE_URL")?;
     let topology = settings.redis_topology()?;
-    let redis = RedisConn::connect(&topology, REDIS_TIMEOUT)
+    // MAILAPI_REDIS_TIMEOUT_MS bounds connecting and each command. No API command blocks, so
+    // anything slower means Redis is in trouble: the request then goes on without it (see
+    // `ratelimit`, `send::accept`), and later ones do not wait at all for a second.
+    let redis = RedisConn::connect(&topology, settings.redis_timeout)
         .await
         .with_context(|| format!("connecting to Redis {topology:?} (MAILAPI_REDIS_URL)"))?;
     let keys = Keys::new(&settings.key_prefix);
     let rate_limiter = RateLimiter::new(
         settings.limits.requests_per_minute,
         settings.limits.requests_per_hour,
+        keys.clone(),
+        redis.clone(),
+    );
+    let auth_failures = auth_failures::AuthFailures::new(
+        settings.limits.auth_failures_per_ip,
+        settings.limits.auth_failure_window,
         keys.clone(),
         redis.clone(),
     );
@@ -87,6 +93,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             keys,
             tokens,
             rate_limiter,
+            auth_failures,
             active_domains,
             imap,
             accepter,

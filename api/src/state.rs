@@ -22,6 +22,8 @@ pub struct Inner {
     pub keys: Keys,
     pub tokens: TokenCache,
     pub rate_limiter: RateLimiter,
+    /// Failed token checks per client address (token guessing).
+    pub auth_failures: crate::auth_failures::AuthFailures,
     /// Which sending domains are active (a short per-process cache).
     pub active_domains: crate::send::domains::ActiveDomains,
     /// Authenticated IMAP sessions for the mailbox endpoints.

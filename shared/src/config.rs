@@ -32,6 +32,11 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// One server, a Sentinel set or a Cluster: see [`crate::redis::Topology`] for the forms.
     pub redis_url: SecretString,
+    /// The longest the API waits for any one Redis command, reconnecting included
+    /// (`MAILAPI_REDIS_TIMEOUT_MS`, 250 by default). A command that takes longer, or fails to
+    /// connect, marks Redis as away for a second: meanwhile commands fail at once and the API
+    /// goes on without it (see [`crate::redis::Breaker`]).
+    pub redis_timeout: Duration,
     /// How many keys the send stream is spread over (`MAILAPI_SEND_STREAM_SHARDS`, 1-64). With
     /// 1 it is the one key `<prefix>:{send}`; see [`crate::jobs::Keys::send_stream_shard`].
     pub send_stream_shards: u16,
@@ -72,6 +77,11 @@ pub struct SmtpSettings {
     pub password: Option<SecretString>,
     /// Postfix's `message_size_limit`: a message larger than this is refused at accept time.
     pub max_message_bytes: usize,
+    /// Pooled connections to the MTA per worker (`MAILAPI_SMTP_POOL_SIZE`, 24 by default).
+    /// Each Postfix submission takes tens of milliseconds of its own (cleanup, queue file,
+    /// lookups), so the pool bounds a worker's rate to about size / that time: with 8, messages
+    /// queued seconds behind the pool at 120 msg/s through Postfix on a 2-core machine; with 24,
+    /// a few hundred milliseconds (docs/BENCHMARKS.md, "End to end through Postfix").
     pub pool_size: u32,
     /// Longest time one SMTP command may take; the whole transaction is bounded by
     /// [`SmtpSettings::transaction_timeout`].
@@ -103,6 +113,11 @@ pub struct Limits {
     /// revoked token keeps working there.
     pub token_cache_ttl: Duration,
     pub idempotency_ttl: Duration,
+    /// Failed token checks (malformed or unknown tokens) one client address may make per window
+    /// before it is refused with 429 for the rest of it (`MAILAPI_AUTH_FAILURES_PER_IP`, 20).
+    pub auth_failures_per_ip: u32,
+    /// That window (`MAILAPI_AUTH_FAILURE_WINDOW_SECS`, 600).
+    pub auth_failure_window: Duration,
 }
 
 /// Self-signup limits and what the DNS endpoints publish and query.
@@ -175,6 +190,7 @@ impl Settings {
             ),
             database_max_connections: env.parse("MAILAPI_DATABASE_MAX_CONNECTIONS", 16u32)?,
             redis_url: env.secret("MAILAPI_REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_timeout: Duration::from_millis(env.parse("MAILAPI_REDIS_TIMEOUT_MS", 250u64)?),
             send_stream_shards: env.parse("MAILAPI_SEND_STREAM_SHARDS", 1u16)?,
             accept_batch_in_flight: env.parse("MAILAPI_ACCEPT_BATCH_IN_FLIGHT", 2usize)?,
             key_prefix: env.string("MAILAPI_KEY_PREFIX", "mailapi"),
@@ -199,7 +215,7 @@ impl Settings {
                     .optional("MAILAPI_SMTP_PASSWORD")
                     .map(SecretString::from),
                 max_message_bytes: env.parse("MAILAPI_SMTP_MAX_MESSAGE_BYTES", 10_240_000usize)?,
-                pool_size: env.parse("MAILAPI_SMTP_POOL_SIZE", 8u32)?,
+                pool_size: env.parse("MAILAPI_SMTP_POOL_SIZE", 24u32)?,
                 command_timeout: smtp_command_timeout,
             },
             imap: ImapSettings {
@@ -224,6 +240,10 @@ impl Settings {
                 ),
                 idempotency_ttl: Duration::from_secs(
                     env.parse("MAILAPI_IDEMPOTENCY_TTL_SECS", 86_400u64)?,
+                ),
+                auth_failures_per_ip: env.parse("MAILAPI_AUTH_FAILURES_PER_IP", 20u32)?,
+                auth_failure_window: Duration::from_secs(
+                    env.parse("MAILAPI_AUTH_FAILURE_WINDOW_SECS", 600u64)?,
                 ),
             },
             worker: WorkerSettings {
@@ -340,6 +360,21 @@ impl Settings {
             return Err(bad(
                 "MAILAPI_SMTP_PASSWORD",
                 "set both MAILAPI_SMTP_USERNAME and MAILAPI_SMTP_PASSWORD, or neither",
+            ));
+        }
+        if !(10..=10_000).contains(&self.redis_timeout.as_millis()) {
+            return Err(bad(
+                "MAILAPI_REDIS_TIMEOUT_MS",
+                "must be between 10 and 10000",
+            ));
+        }
+        if self.limits.auth_failures_per_ip == 0 {
+            return Err(bad("MAILAPI_AUTH_FAILURES_PER_IP", "must be at least 1"));
+        }
+        if !(1..=86_400).contains(&self.limits.auth_failure_window.as_secs()) {
+            return Err(bad(
+                "MAILAPI_AUTH_FAILURE_WINDOW_SECS",
+                "must be between 1 and 86400",
             ));
         }
         if self.smtp.pool_size == 0 {

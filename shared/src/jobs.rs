@@ -64,6 +64,11 @@ impl Keys {
         )
     }
 
+    /// Failed token checks from one client address in the current window (`api::auth_failures`).
+    pub fn auth_failures(&self, client_ip: &str) -> String {
+        format!("{}:{{authfail}}:ip:{client_ip}", self.prefix)
+    }
+
     /// Channel on which token revocations are announced to every API process.
     pub fn revocations_channel(&self) -> String {
         format!("{}:{{tokens}}:revoked", self.prefix)

@@ -82,6 +82,9 @@ pub fn settings(database_url: &str, prefix: &str, overrides: &[(&str, &str)]) ->
     map.insert("MAILAPI_KEY_PREFIX".into(), prefix.into());
     map.insert("MAILAPI_LISTEN".into(), "127.0.0.1:0".into());
     map.insert("MAILAPI_TOKEN_CACHE_TTL_MS".into(), "200".into());
+    // Tests try wrong tokens on purpose, all from 127.0.0.1; only tests/auth_guessing.rs
+    // meets the per-address limit on failed token checks.
+    map.insert("MAILAPI_AUTH_FAILURES_PER_IP".into(), "1000000".into());
     for (k, v) in overrides {
         map.insert(k.to_string(), v.to_string());
     }
