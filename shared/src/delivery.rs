@@ -321,16 +321,18 @@ pub async fn rollup_message(
     Ok(done.into_iter().next().map(|(_, status)| status))
 }
 
-/// Recomputes each submitted message's status from its recipients: `sent` (all sent), `bounced`
-/// (none sent) or `partial` once none is open, and `completed_at`; `partial` already while some
-/// are open if one was delivered and another failed. Returns the messages whose status changed.
-/// The whole table is in docs/DELIVERY.md ("Message status").
+/// Recomputes each message's status from its recipients: `sent` (all sent), `bounced` (none
+/// sent) or `partial` once none is open, and `completed_at`; `partial` already while some are
+/// open if one was delivered and another failed; `submitted` while the MTA still holds some.
+/// Returns the messages whose status changed. The whole table is in docs/DELIVERY.md ("Message
+/// status").
 ///
-/// A message that is not yet `submitted` (the log can run ahead of the worker's commit) is left
-/// alone here, and rolled up by the worker's submission record right after it commits. Both
-/// writers lock the message's row first, so whichever of them commits last runs its roll-up on a
-/// snapshot that holds the other's commit: the message can never stay behind its recipients,
-/// whatever the order of the commits.
+/// A message still `pending` is rolled up too once the MTA has reported on one of its
+/// recipients (`sent`, `deferred` or `bounced`): the log can run ahead of the worker's
+/// submission record, and then the MTA's word is the truth. The worker's record never moves a
+/// message backwards (it only turns `pending` into `submitted`), so whichever of the two writers
+/// commits last, the message ends where its recipients are. Both lock the message's row first,
+/// so they serialise.
 pub async fn rollup_messages(
     conn: &mut sqlx::PgConnection,
     message_ids: &[Uuid],
@@ -343,25 +345,36 @@ pub async fn rollup_messages(
         // while others are still deferred: the spec's "some delivered, some failed" is already
         // true and can no longer become `sent` or `bounced`. Otherwise the message settles
         // only when no recipient is open.
+        //
+        // Driven from the ids: each message's recipients are counted through the
+        // (message_id, email) index in a lateral subquery (an aggregate is never flattened into
+        // a join). Grouping all of `recipients` by message_id instead let a planner without
+        // fresh statistics hash the whole table on every call, the worst statement of a
+        // benchmark. A message without recipients has nothing to roll up from.
         "update messages m
             set status = n.status,
                 completed_at = case when a.open = 0 then coalesce(m.completed_at, now()) end,
                 updated_at = now()
-           from (select message_id,
-                        count(*) as total,
-                        count(*) filter (where status = 'sent') as sent,
-                        count(*) filter (where status in ('bounced', 'failed')) as failed,
-                        count(*) filter (where status in ('pending', 'deferred')) as open
-                   from recipients
-                  where message_id = any($1)
-                  group by message_id) a,
-                lateral (select case when a.open = 0 and a.sent = a.total then 'sent'
-                                     when a.open = 0 and a.sent = 0 then 'bounced'
-                                     when a.open = 0 then 'partial'
-                                     when a.sent > 0 and a.failed > 0 then 'partial'
-                                     else 'submitted' end as status) n
-          where m.id = a.message_id
-            and m.status in ('submitted', 'sent', 'partial', 'bounced')
+           from (select distinct id from unnest($1::uuid[]) as u(id)) u
+                cross join lateral (
+                    select count(*) as total,
+                           count(*) filter (where r.status = 'sent') as sent,
+                           count(*) filter (where r.status in ('bounced', 'failed')) as failed,
+                           count(*) filter (where r.status in ('pending', 'deferred')) as open,
+                           count(*) filter (where r.status in ('sent', 'deferred', 'bounced'))
+                               as reported
+                      from recipients r
+                     where r.message_id = u.id) a
+                cross join lateral (
+                    select case when a.open = 0 and a.sent = a.total then 'sent'
+                                when a.open = 0 and a.sent = 0 then 'bounced'
+                                when a.open = 0 then 'partial'
+                                when a.sent > 0 and a.failed > 0 then 'partial'
+                                else 'submitted' end as status) n
+          where m.id = u.id
+            and a.total > 0
+            and (m.status in ('submitted', 'sent', 'partial', 'bounced')
+                 or (m.status = 'pending' and a.reported > 0))
             and m.status <> n.status
           returning m.id, m.status",
     )

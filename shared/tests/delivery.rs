@@ -168,9 +168,20 @@ async fn a_batch_applies_in_order_and_suppresses_hard_bounces() {
 }
 
 #[tokio::test]
-async fn rollup_waits_for_submission_and_open_recipients() {
+async fn rollup_follows_the_mta_and_waits_for_open_recipients() {
     let mut conn = fresh_database().await;
-    // The log ran ahead of the worker: the message is still pending.
+    // Nothing the MTA said yet: a pending message stays pending, even with a recipient the
+    // API suppressed at accept.
+    let (quiet, r) = message(&mut conn, "pending", &["q@x.test", "s@x.test"]).await;
+    apply_recipient_status(
+        &mut conn,
+        &change(quiet, r[1], RecipientStatus::Suppressed, "5.1.1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rollup_message(&mut conn, quiet).await.unwrap(), None);
+
+    // The log ran ahead of the worker: the message is still pending, but the MTA has it.
     let (m, r) = message(&mut conn, "pending", &["a@x.test", "b@x.test"]).await;
     apply_recipient_status(&mut conn, &change(m, r[0], RecipientStatus::Sent, "2.0.0"))
         .await
@@ -181,12 +192,11 @@ async fn rollup_waits_for_submission_and_open_recipients() {
     )
     .await
     .unwrap();
-    assert_eq!(rollup_message(&mut conn, m).await.unwrap(), None);
-    sqlx::query("update messages set status = 'submitted' where id = $1")
-        .bind(m)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    assert_eq!(
+        rollup_message(&mut conn, m).await.unwrap().as_deref(),
+        Some("submitted"),
+        "the MTA reported on a recipient"
+    );
     assert_eq!(
         rollup_message(&mut conn, m).await.unwrap(),
         None,

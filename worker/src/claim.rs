@@ -234,13 +234,13 @@ pub async fn record_submitted_many(
         .collect();
     // Rows are locked in id order, as the log follower and the bounce reader lock them, so that
     // two batches touching the same messages cannot deadlock.
-    let recorded: Vec<Uuid> = sqlx::query_scalar(
+    sqlx::query(
         "with v as (
              select * from unnest($1::uuid[], $2::text[], $3::text[], $4::text[])
                  as v(id, queue_id, reply, evidence)),
          locked as (
-             select m.id from messages m join v on v.id = m.id
-              where m.claimed_by = $5 order by m.id for update of m),
+             select id from messages
+              where id = any($1) and claimed_by = $5 order by id for update),
          m as (
              update messages
                 set status = case when status = 'pending' then 'submitted' else status end,
@@ -265,17 +265,12 @@ pub async fn record_submitted_many(
     .bind(&evidence)
     .bind(worker)
     .bind(shared::notify::MESSAGE_STATUS_CHANNEL)
-    .fetch_all(db)
+    .execute(db)
     .await?;
-    // The delivery log can run ahead of this record: Postfix may deliver and log a message
-    // before the statement above commits, and the follower's roll-up then skipped a message
-    // still `pending`. This is a new statement, so its snapshot holds every change committed
-    // before ours (the follower locks the message's row for its whole transaction, so it either
-    // committed before our update took the row, or waits and rolls up after us).
-    if !recorded.is_empty() {
-        let mut conn = db.acquire().await?;
-        shared::delivery::rollup_messages(&mut conn, &recorded).await?;
-    }
+    // The delivery log can run ahead of this record (Postfix may deliver and log a message
+    // before this commits): the follower has then rolled the still `pending` message up from
+    // its recipients already, and the `case` above keeps that status. See
+    // shared::delivery::rollup_messages.
     Ok(())
 }
 

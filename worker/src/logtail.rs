@@ -513,13 +513,19 @@ fn domain_of(address: &str) -> Option<String> {
 
 /// The messages that own a batch's queue ids (`$1`): through the cleanup line's Message-ID, or
 /// the queue id the worker recorded. `$extra` adds columns of `m` (the traceparent).
+///
+/// The `limit 1` (the Message-ID is unique anyway) keeps the lateral subquery from being
+/// flattened into a join, so each entry finds its message through the unique index: as a join,
+/// a planner without fresh statistics hashed all of `messages` for a batch of a few lines.
 macro_rules! owners_sql {
     ($extra:literal) => {
         concat!(
             "select e.queue_id, m.id",
             $extra,
             " from mta_queue_entries e
-               join messages m on m.rfc_message_id = e.rfc_message_id
+               cross join lateral (
+                   select * from messages m
+                    where m.rfc_message_id = e.rfc_message_id limit 1) m
               where e.queue_id = any($1)
              union
              select m.queue_id, m.id",
