@@ -136,7 +136,8 @@ impl AuthFailures {
             }
             Ok(_) => error,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot count failed token checks in Redis; counting per process");
+                // Per failure, so debug: the Redis breaker logs the outage once.
+                tracing::debug!(error = %e, "cannot count failed token checks in Redis; counting per process");
                 match self.fallback.check_key(&ip) {
                     Ok(()) => error,
                     Err(_) => self.block(ip, self.window),

@@ -25,12 +25,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    // Named threads, so that a profile of the whole machine tells our runtime threads from
-    // another Tokio program's (`perf report --comm api-rt`).
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("api-rt")
-        .build()
+    shared::runtime("api-rt")
         .context("starting the Tokio runtime")?
         .block_on(run())
 }

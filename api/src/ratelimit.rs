@@ -130,7 +130,12 @@ impl RateLimiter {
                 })
             }
             Err(e) => {
-                tracing::warn!(error = %e, "rate limiter cannot reach Redis; limiting per process");
+                if shared::redis::breaker::cannot_reach(&e) {
+                    // Per request: the Redis breaker logs the outage itself, once.
+                    tracing::debug!(error = %e, "rate limiter cannot reach Redis; limiting per process");
+                } else {
+                    tracing::warn!(error = %e, "rate limiter script failed; limiting per process");
+                }
                 match self.fallback.check_key(&token_id) {
                     Ok(()) => Ok(Decision {
                         limit: self.per_minute,

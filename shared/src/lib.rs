@@ -37,6 +37,16 @@ pub static MIGRATOR: std::sync::LazyLock<sqlx::migrate::Migrator> =
         migrator
     });
 
+/// The multi-threaded Tokio runtime of a service binary, its threads named `thread_name`, so a
+/// profile of the whole machine tells them from another Tokio program's
+/// (`perf report --comm api-rt`).
+pub fn runtime(thread_name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name(thread_name)
+        .build()
+}
+
 /// Installs the process-wide rustls crypto provider (ring). Every process that opens TLS clients
 /// must call this once at start, tests included; calling it twice is harmless.
 pub fn install_crypto_provider() {

@@ -10,12 +10,7 @@ use shared::config::Settings;
 struct Cli {}
 
 fn main() -> anyhow::Result<()> {
-    // Named threads, so that a profile of the whole machine tells our runtime threads from
-    // another Tokio program's (`perf report --comm worker-rt`).
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("worker-rt")
-        .build()
+    shared::runtime("worker-rt")
         .context("starting the Tokio runtime")?
         .block_on(run())
 }

@@ -142,8 +142,14 @@ async fn write(
             let start = SystemTime::now();
             let result = enqueue::xadd(redis, stream, &job).await;
             if let Err(e) = &result {
-                tracing::warn!(message_id = %job.message_id, error = %e,
-                    "could not add the send job to the stream; the reconciler will re-add it");
+                if shared::redis::breaker::cannot_reach(e) {
+                    // Per message: the Redis breaker logs the outage itself, once.
+                    tracing::debug!(message_id = %job.message_id, error = %e,
+                        "could not add the send job to the stream; the reconciler will re-add it");
+                } else {
+                    tracing::warn!(message_id = %job.message_id, error = %e,
+                        "could not add the send job to the stream; the reconciler will re-add it");
+                }
             }
             if let Some(cx) = &a.span {
                 let error = result.as_ref().err().map(|e| e.to_string());

@@ -148,8 +148,9 @@ fn away() -> RedisError {
     ))
 }
 
-/// Whether `e` says Redis could not be reached, rather than that it refused the command.
-fn cannot_reach(e: &RedisError) -> bool {
+/// Whether `e` says Redis could not be reached, rather than that it refused the command. The
+/// breaker logs such an outage once, so per-request handlers log these at debug level.
+pub fn cannot_reach(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
 }
 
