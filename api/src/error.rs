@@ -55,6 +55,15 @@ pub enum ApiError {
     },
     #[error("A required service is unavailable; retry later")]
     Unavailable(#[source] anyhow::Error),
+    /// Load shedding (`crate::overload`): refused before any work, nothing stored.
+    #[error("The server is overloaded ({reason}); retry in {retry_after_secs} s")]
+    Overloaded {
+        reason: &'static str,
+        retry_after_secs: u64,
+    },
+    /// The request body did not arrive within `MAILAPI_BODY_TIMEOUT_SECS`.
+    #[error("The request body did not arrive in time")]
+    RequestTimeout,
     /// The MTA refused the message for good at submission; only answered to a request that
     /// waited for the submission (`Prefer: wait`). The reply is the client's business, not an
     /// internal detail: it says why.
@@ -106,7 +115,8 @@ impl ApiError {
             Conflict { .. } => StatusCode::CONFLICT,
             Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             SendFailed { .. } | Internal(_) | ImapError(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -130,6 +140,8 @@ impl ApiError {
             UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
             RateLimited { .. } => "RATE_LIMITED",
             Unavailable(_) => "SERVICE_UNAVAILABLE",
+            Overloaded { .. } => "OVERLOADED",
+            RequestTimeout => "REQUEST_TIMEOUT",
             SendFailed { .. } => "SEND_FAILED",
             Internal(_) => "INTERNAL_ERROR",
             ImapError(_) => "IMAP_ERROR",
@@ -153,7 +165,9 @@ impl From<sqlx::Error> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        // Shedding is counted by a metric instead: a log line per refused request would add
+        // work exactly when there is too much.
+        if status.is_server_error() && !matches!(self, ApiError::Overloaded { .. }) {
             // Logged once, here, with the whole cause chain; the client sees only the code.
             let cause = match &self {
                 ApiError::Unavailable(e) | ApiError::Internal(e) | ApiError::ImapError(e) => {
@@ -179,15 +193,34 @@ impl IntoResponse for ApiError {
             message_id,
         };
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::RateLimited {
-            retry_after_secs, ..
-        } = &self
-            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        let retry_after = match &self {
+            ApiError::RateLimited {
+                retry_after_secs, ..
+            }
+            | ApiError::Overloaded {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            // Postgres (or what the request needed) is away: a restart or failover takes
+            // seconds; clients that honour the header come back then rather than at once.
+            ApiError::Unavailable(_) => Some(UNAVAILABLE_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        if let Some(secs) = retry_after
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if matches!(self, ApiError::RequestTimeout) {
+            // The rest of the body may still be on its way; do not read it as the next request.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }
 }
+
+/// `Retry-After` of a 503 `SERVICE_UNAVAILABLE`.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -8,7 +8,9 @@
 //! the pool of Dovecot sessions the mailbox routes read through; [`send`] accepts messages;
 //! [`trace`] makes the OpenTelemetry span of each request; [`notify`] is the one `LISTEN`
 //! connection that wakes requests waiting on a message; [`client_ip`] names each request's
-//! client, through trusted proxies.
+//! client, through trusted proxies; [`server`] is the accept loop with its slow-client
+//! deadlines, and [`overload`] sheds load with 503 `OVERLOADED` (and serves `GET /queue`'s
+//! figures).
 
 pub mod access;
 pub mod auth;
@@ -19,19 +21,19 @@ pub mod error;
 pub mod extract;
 pub mod imap;
 pub mod notify;
+pub mod overload;
 pub mod ratelimit;
 pub mod routes;
 pub mod send;
+pub mod server;
 pub mod state;
 pub mod time;
 pub mod tokens;
 pub mod trace;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use axum::serve::ListenerExt;
 use shared::config::Settings;
 use shared::jobs::Keys;
 use shared::redis::RedisConn;
@@ -80,6 +82,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         tracer.clone(),
         settings.accept_batch_in_flight,
     );
+    let state_limits = settings.server.clone();
     let notifications = notify::Notifications::new(
         settings.database_url.clone(),
         shared::notify::MESSAGE_STATUS_CHANNEL,
@@ -97,6 +100,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
             active_domains,
             imap,
             accepter,
+            overload: overload::Overload::new(state_limits),
             tracer,
         }),
     })
@@ -120,22 +124,14 @@ pub async fn run(
         closing.cancelled().await;
         notifications.close();
     });
+    let sampler = tokio::spawn(overload::run_sampler(state.clone()));
+    let limits = state.settings.server.clone();
     let app = routes::router(state);
     tracing::info!(addr = %listener.local_addr()?, "mailapi-api listening");
-    // Responses go out at once: without TCP_NODELAY a response written in two parts can wait
-    // for the client's delayed ACK (tens of milliseconds) on a keep-alive connection.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-    .await
-    .context("HTTP server")?;
+    server::serve(listener, app, &limits, shutdown.clone())
+        .await
+        .context("HTTP server")?;
+    sampler.abort();
     housekeeping.abort();
     shutdown.cancel();
     let _ = flusher.await;

@@ -32,6 +32,8 @@ pub struct Inner {
     pub accepter: crate::send::accept::Accepter,
     /// The process's one `LISTEN` connection, for requests that wait on a message.
     pub notifications: crate::notify::Notifications,
+    /// In-flight count, backlog samples and the shedding decision (`crate::overload`).
+    pub overload: crate::overload::Overload,
     /// Request spans and their children; disabled unless `MAILAPI_OTLP_ENDPOINT` is set.
     pub tracer: shared::telemetry::Tracer,
 }

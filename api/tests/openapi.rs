@@ -65,6 +65,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/api/v1/suppressions/{domain}/{email}"),
     ("get", "/api/v1/stats/delivery"),
     ("get", "/api/v1/stats/domain/{domain}"),
+    ("get", "/api/v1/queue"),
 ];
 
 /// Routes that answer without a token.

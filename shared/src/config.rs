@@ -58,6 +58,9 @@ pub struct Settings {
     /// every message we send arrive in the `bounces` mailbox there.
     pub bounce_domain: String,
     pub limits: Limits,
+    /// Load shedding and slow-client limits of the API's HTTP server (docs/OPERATIONS.md,
+    /// "Overload").
+    pub server: ServerLimits,
     pub worker: WorkerSettings,
     pub accounts: AccountSettings,
     pub tracing: TracingSettings,
@@ -118,6 +121,32 @@ pub struct Limits {
     pub auth_failures_per_ip: u32,
     /// That window (`MAILAPI_AUTH_FAILURE_WINDOW_SECS`, 600).
     pub auth_failure_window: Duration,
+}
+
+/// How the API protects its latency and its sockets: it answers 503 `OVERLOADED` instead of
+/// queueing work it cannot do in time, and it drops clients that send too slowly.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Requests under `/api/v1` one API process works on at once (`MAILAPI_MAX_IN_FLIGHT`,
+    /// 1024). The next one is answered 503 `OVERLOADED` at once. `GET /api/v1/queue`, health
+    /// and metrics are not counted, so an operator can always look.
+    pub max_in_flight: usize,
+    /// Sends are refused with 503 `OVERLOADED` while more messages than this are due and not yet
+    /// submitted (`MAILAPI_SHED_BACKLOG`, 200000; 0 turns this check off).
+    pub shed_backlog: u64,
+    /// ... or while the oldest due message has waited longer than this
+    /// (`MAILAPI_SHED_OLDEST_SECS`, 600; 0 turns this check off).
+    pub shed_oldest_age: Duration,
+    /// How often each API process measures the backlog and the drain rate
+    /// (`MAILAPI_SHED_SAMPLE_MS`, 1000, 50-60000).
+    pub sample_every: Duration,
+    /// A connection must deliver a request's whole header within this, counted from when the
+    /// server starts waiting for it, idle keep-alive time included (`MAILAPI_HEADER_TIMEOUT_SECS`,
+    /// 20, 1-3600); otherwise it is closed.
+    pub header_timeout: Duration,
+    /// A request's whole body must arrive within this after its header
+    /// (`MAILAPI_BODY_TIMEOUT_SECS`, 60, 1-3600); otherwise the answer is 408 `REQUEST_TIMEOUT`.
+    pub body_timeout: Duration,
 }
 
 /// Self-signup limits and what the DNS endpoints publish and query.
@@ -245,6 +274,18 @@ impl Settings {
                 auth_failure_window: Duration::from_secs(
                     env.parse("MAILAPI_AUTH_FAILURE_WINDOW_SECS", 600u64)?,
                 ),
+            },
+            server: ServerLimits {
+                max_in_flight: env.parse("MAILAPI_MAX_IN_FLIGHT", 1024usize)?,
+                shed_backlog: env.parse("MAILAPI_SHED_BACKLOG", 200_000u64)?,
+                shed_oldest_age: Duration::from_secs(
+                    env.parse("MAILAPI_SHED_OLDEST_SECS", 600u64)?,
+                ),
+                sample_every: Duration::from_millis(env.parse("MAILAPI_SHED_SAMPLE_MS", 1000u64)?),
+                header_timeout: Duration::from_secs(
+                    env.parse("MAILAPI_HEADER_TIMEOUT_SECS", 20u64)?,
+                ),
+                body_timeout: Duration::from_secs(env.parse("MAILAPI_BODY_TIMEOUT_SECS", 60u64)?),
             },
             worker: WorkerSettings {
                 consumer_name: env
@@ -376,6 +417,23 @@ impl Settings {
                 "MAILAPI_AUTH_FAILURE_WINDOW_SECS",
                 "must be between 1 and 86400",
             ));
+        }
+        if self.server.max_in_flight == 0 {
+            return Err(bad("MAILAPI_MAX_IN_FLIGHT", "must be at least 1"));
+        }
+        if !(50..=60_000).contains(&self.server.sample_every.as_millis()) {
+            return Err(bad(
+                "MAILAPI_SHED_SAMPLE_MS",
+                "must be between 50 and 60000",
+            ));
+        }
+        for (var, value) in [
+            ("MAILAPI_HEADER_TIMEOUT_SECS", self.server.header_timeout),
+            ("MAILAPI_BODY_TIMEOUT_SECS", self.server.body_timeout),
+        ] {
+            if !(1..=3600).contains(&value.as_secs()) {
+                return Err(bad(var, "must be between 1 and 3600"));
+            }
         }
         if self.smtp.pool_size == 0 {
             return Err(bad("MAILAPI_SMTP_POOL_SIZE", "must be at least 1"));

@@ -64,6 +64,13 @@ impl Keys {
         )
     }
 
+    /// How many send-stream entries workers have finished (acknowledged) since the key was made:
+    /// a counter that only grows. Each API process reads it every few hundred milliseconds and
+    /// turns its growth into the drain rate (`api::overload`); no clocks are compared.
+    pub fn drained(&self) -> String {
+        format!("{}:{{send}}:drained", self.prefix)
+    }
+
     /// Failed token checks from one client address in the current window (`api::auth_failures`).
     pub fn auth_failures(&self, client_ip: &str) -> String {
         format!("{}:{{authfail}}:ip:{client_ip}", self.prefix)

@@ -14,6 +14,12 @@ pub const RATE_LIMITED: &str = "mailapi_rate_limit_rejections_total";
 /// Times the API found Redis unreachable and went on without it for a while (a timeout, a
 /// refused or dropped connection); see `shared::redis::breaker`.
 pub const REDIS_UNREACHABLE: &str = "mailapi_redis_unreachable_total";
+/// Requests answered 503 `OVERLOADED`, by `reason` (in_flight|backlog|oldest_age).
+pub const SHED: &str = "mailapi_requests_shed_total";
+/// Due messages not yet submitted, as the API's last backlog sample counted them.
+pub const BACKLOG: &str = "mailapi_backlog_messages";
+/// Seconds the oldest due message had waited at that sample.
+pub const BACKLOG_OLDEST: &str = "mailapi_backlog_oldest_seconds";
 /// Messages accepted by `POST /mail/send`.
 pub const MESSAGES_ACCEPTED: &str = "mailapi_messages_accepted_total";
 /// Messages stored per group-committed insert of the accept path (one sample per statement).
@@ -84,6 +90,13 @@ fn describe() {
     describe_counter!(
         REDIS_UNREACHABLE,
         "Times Redis could not be reached and the API went on without it for a while"
+    );
+    describe_counter!(SHED, "Requests answered 503 OVERLOADED, by reason");
+    describe_gauge!(BACKLOG, "Due messages not yet submitted (last sample)");
+    describe_gauge!(
+        BACKLOG_OLDEST,
+        metrics::Unit::Seconds,
+        "How long the oldest due message had waited (last sample)"
     );
     describe_counter!(MESSAGES_ACCEPTED, "Messages accepted by POST /mail/send");
     describe_histogram!(

@@ -56,6 +56,9 @@ async fn send(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // First: a refused send must cost as little as possible (an idempotent retry is refused
+    // too, and gets its stored answer once the backlog is back under the threshold).
+    crate::overload::check_send(&state)?;
     let key = IdempotencyKey::from_headers(&headers, &body)?;
     let wait = wait::requested(&headers);
     let request: SendRequest = parse_json(&body)?;

@@ -9,6 +9,7 @@ pub mod mail;
 pub mod mailbox;
 pub mod metrics;
 pub mod permissions;
+pub mod queue;
 pub mod signup;
 pub mod stats;
 pub mod suppressions;
@@ -41,10 +42,21 @@ pub fn router(state: AppState) -> Router {
         .merge(permissions::router())
         .merge(suppressions::router())
         .merge(stats::router())
+        .merge(queue::router())
+        // After authentication (which reads no body): a client without a token cannot make
+        // the server read a body at all.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::server::body_deadline,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ));
+    let signup = signup::router().route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::server::body_deadline,
+    ));
 
     let body_limit = state.settings.limits.max_body_bytes;
     Router::new()
@@ -53,13 +65,18 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::render))
         .merge(stats::dashboard::router())
         .merge(docs::router())
-        .nest("/api/v1", authenticated.merge(signup::router()))
+        .nest("/api/v1", authenticated.merge(signup))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(move |req, next| {
             limit_to_error(req, next, body_limit)
         }))
+        // A request waiting for its body holds a slot too.
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::overload::limit_in_flight,
+        ))
         // Inside `track`, so that the request log line can carry the span's trace id.
         .layer(middleware::from_fn_with_state(
             state.clone(),

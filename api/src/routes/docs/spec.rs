@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::common::ErrorBody;
 use crate::routes::{
-    docs, domains, events, health, mail, mailbox, metrics, permissions, signup, stats,
+    docs, domains, events, health, mail, mailbox, metrics, permissions, queue, signup, stats,
     suppressions, tokens, users,
 };
 
@@ -36,6 +36,7 @@ use crate::routes::{
         signup::signup,
         suppressions::list, suppressions::add, suppressions::remove,
         stats::delivery::delivery, stats::domain::domain,
+        queue::queue,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Shared),
@@ -120,7 +121,9 @@ fn add_shared_errors(path: &str, op: &mut Operation) {
         );
         add(
             "503",
-            "SERVICE_UNAVAILABLE: the database or Redis is unreachable",
+            "SERVICE_UNAVAILABLE: the database is unreachable (Retry-After: 5); or OVERLOADED: \
+             this process has too many requests under way, or for a send the backlog of due \
+             messages is over its threshold (Retry-After from the measured drain rate)",
         );
         if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
             add("400", "VALIDATION_ERROR: a path or query parameter");
@@ -130,6 +133,10 @@ fn add_shared_errors(path: &str, op: &mut Operation) {
         add(
             "400",
             "INVALID_JSON, INVALID_BODY or VALIDATION_ERROR: the body",
+        );
+        add(
+            "408",
+            "REQUEST_TIMEOUT: the body did not arrive within MAILAPI_BODY_TIMEOUT_SECS",
         );
         add(
             "413",
