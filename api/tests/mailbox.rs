@@ -991,6 +991,111 @@ async fn error_codes() {
     assert_eq!(list["total"], 1);
 }
 
+/// IMAP injection through every value that reaches Dovecot: folder names (list, read, search,
+/// move), search terms and UIDs. Each is refused with a 4xx or matched literally, never run as
+/// a command, and the mailbox is intact afterwards (same messages, same folders).
+/// Seen failing before the fix it came with: `INBOX/../..` got Dovecot's `[CANNOT] Invalid
+/// mailbox name`, which the API answered 500 IMAP_ERROR instead of 400 INVALID_FOLDER.
+#[tokio::test]
+async fn imap_injection_is_refused_or_taken_literally() {
+    let f = Fixture::new().await;
+    let uid = append(&f.alice, "INBOX", None, &plain_message(&f.alice, 1)).await;
+    let a = &f.alice;
+    let t = &f.alice_token;
+    let folders_before = f.get_json(&format!("/mailbox/{a}/folders"), t).await;
+
+    // Literals, wildcards and hierarchy tricks as folder names: no such folder, or not a name.
+    for folder in [
+        "%7B5%7D",               // {5}
+        "%7B5%2B%7D%0D%0Aabcde", // {5+} CRLF abcde
+        "*",
+        "%25",             // %
+        "INBOX%2F..%2F..", // INBOX/../..
+        "%2Fx",            // /x
+        "a%2F%2Fb",        // a//b
+        "..",
+        "INBOX%20(FLAGS)",
+        "%22INBOX%22", // "INBOX"
+        "INBOX%09x",   // TAB
+    ] {
+        for path in [
+            format!("/mailbox/{a}/messages?folder={folder}"),
+            format!("/mailbox/{a}/messages/{uid}?folder={folder}"),
+            format!("/mailbox/{a}/search?q=hello&folder={folder}"),
+        ] {
+            assert_error(f.get(&path, t).await, 400, "INVALID_FOLDER").await;
+        }
+    }
+    for to_folder in [
+        "Spam\r\nA1 DELETE INBOX",
+        "{5}",
+        "Spam\" DELETE \"INBOX",
+        "*",
+        "",
+    ] {
+        let resp = f
+            .app
+            .http
+            .post(f.app.api(&format!("/mailbox/{a}/messages/{uid}/move")))
+            .header("X-MAILAPI-TOKEN", t)
+            .json(&json!({ "to_folder": to_folder }))
+            .send()
+            .await
+            .unwrap();
+        assert_error(resp, 400, "INVALID_FOLDER").await;
+    }
+
+    // Search terms are data: literal syntax, quotes and IMAP keywords find nothing.
+    for q in [
+        "%7B5%7D",               // {5}
+        "%7B5%2B%7D",            // {5+}
+        "x%22%20OR%20ALL%20%22", // x" OR ALL "
+        "ALL",
+        "1%3A*", // 1:*
+    ] {
+        let found = f.get_json(&format!("/mailbox/{a}/search?q={q}"), t).await;
+        assert_eq!(found["total"], 0, "q={q}: {found}");
+    }
+    let long = "a".repeat(513);
+    assert_error(
+        f.get(&format!("/mailbox/{a}/search?q={long}"), t).await,
+        400,
+        "VALIDATION_ERROR",
+    )
+    .await;
+
+    // UIDs are numbers, never sets or ranges.
+    for id in ["1:*", "1,2", "1%3A*", "*", "-1", "1%20", "%201"] {
+        assert_error(
+            f.get(&format!("/mailbox/{a}/messages/{id}"), t).await,
+            400,
+            "VALIDATION_ERROR",
+        )
+        .await;
+    }
+
+    // Nothing moved, nothing deleted, no folder made.
+    let list = f.get_json(&format!("/mailbox/{a}/messages"), t).await;
+    assert_eq!(list["total"], 1);
+    let folders_after = f.get_json(&format!("/mailbox/{a}/folders"), t).await;
+    let names = |v: &Value| {
+        let mut n: Vec<(String, u64)> = v["folders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                (
+                    f["name"].as_str().unwrap().to_owned(),
+                    f["messages"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&folders_before), names(&folders_after));
+}
+
 #[tokio::test]
 async fn access_rules() {
     let f = Fixture::new().await;

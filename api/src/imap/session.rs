@@ -272,10 +272,15 @@ impl MailSession {
 }
 
 /// Whether a tagged NO to SELECT/EXAMINE means "no such folder" (Dovecot: `[NONEXISTENT]
-/// Mailbox doesn't exist`; imap-proto does not parse that code, so the text decides).
+/// Mailbox doesn't exist`), or "that cannot be a folder name" (`[CANNOT] Invalid mailbox name`,
+/// for `..`, `/x`, `a//b`...); imap-proto does not parse those codes, so the text decides.
 fn is_nonexistent(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
-    d.contains("nonexistent") || d.contains("doesn't exist") || d.contains("does not exist")
+    d.contains("nonexistent")
+        || d.contains("doesn't exist")
+        || d.contains("does not exist")
+        || d.contains("[cannot]")
+        || d.contains("invalid mailbox name")
 }
 
 /// Collects `* SEARCH` numbers up to the tagged reply, and fails unless that reply is OK. The
