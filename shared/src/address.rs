@@ -22,6 +22,76 @@ pub fn has_control_chars(s: &str) -> bool {
     s.chars().any(|c| c.is_control() && c != '\t')
 }
 
+/// [`has_control_chars`], or an RFC 2047 encoded-word (`=?charset?Q?...?=`, `=?charset?B?...?=`)
+/// whose decoded bytes hold one. Such a word in a header is shown decoded by mail clients: a
+/// subject `=?utf-8?q?Hi=0D=0ABcc:_x@y?=` would display as two header lines. Header text is
+/// given to us as UTF-8 and we encode it ourselves, so a client never needs to send one that
+/// decodes to a control character; it is refused like a raw one.
+pub fn has_control_chars_decoded(s: &str) -> bool {
+    has_control_chars(s) || encoded_words(s).any(|bytes| bytes.iter().any(|&b| is_control_byte(b)))
+}
+
+/// C0 controls but TAB, and DEL (the bytes an ASCII-compatible charset gives CR, LF, NUL...).
+fn is_control_byte(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+/// The decoded text of each well-formed encoded-word in `s` (RFC 2047 §2: `=?` charset `?`
+/// encoding `?` text `?=`, the charset optionally with `*language`). Malformed ones are plain
+/// text to a reader, so they are skipped.
+fn encoded_words(s: &str) -> impl Iterator<Item = Vec<u8>> + '_ {
+    s.match_indices("=?").filter_map(move |(start, _)| {
+        let rest = &s[start + 2..];
+        let (charset, rest) = rest.split_once('?')?;
+        if charset.is_empty() || charset.contains(|c: char| c.is_whitespace()) {
+            return None;
+        }
+        let (encoding, rest) = rest.split_once('?')?;
+        let end = rest.find("?=")?;
+        let text = &rest[..end];
+        if text.contains(|c: char| c.is_whitespace() || c == '?') {
+            return None;
+        }
+        match encoding {
+            "B" | "b" => {
+                use base64::Engine as _;
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(text))
+                    .ok()
+            }
+            "Q" | "q" => Some(decode_q(text)),
+            _ => None,
+        }
+    })
+}
+
+/// RFC 2047 "Q": `_` is a space and `=XX` a byte; a broken `=` escape stays as it is.
+fn decode_q(text: &str) -> Vec<u8> {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'_' => out.push(b' '),
+            b'=' => match (
+                bytes.get(i + 1).and_then(|&b| hex(b)),
+                bytes.get(i + 2).and_then(|&b| hex(b)),
+            ) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    i += 2;
+                }
+                _ => out.push(b'='),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// A lowercase DNS domain name: LDH labels of 1-63 characters, at least two labels, 253 in all.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(transparent)]
@@ -129,7 +199,7 @@ pub struct NamedAddress {
 
 impl NamedAddress {
     pub fn parse(raw: &str) -> Result<(Option<String>, EmailAddress), AddressError> {
-        if has_control_chars(raw) {
+        if has_control_chars_decoded(raw) {
             return Err(AddressError::ControlCharacter);
         }
         let raw = raw.trim();
@@ -152,6 +222,38 @@ impl NamedAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encoded_words_that_decode_to_controls_are_caught() {
+        for bad in [
+            "=?utf-8?q?Hi=0D=0ABcc:_x@y?=",
+            "=?UTF-8?Q?a=0Ab?=",
+            "before =?iso-8859-1?q?x=00y?= after",
+            // "\r\nBcc: x@y"
+            "=?utf-8?b?DQpCY2M6IHhAeQ==?=",
+            "=?utf-8?B?DQpCY2M6IHhAeQ?=",
+            "=?utf-8*en?q?=7F?=",
+            "Name =?utf-8?q?=0a?= <a@b.test>",
+        ] {
+            assert!(has_control_chars_decoded(bad), "{bad}");
+        }
+        for fine in [
+            "=?utf-8?q?Gr=C3=BC=C3=9Fe?=",
+            "=?utf-8?b?R3LDvMOfZQ==?=",
+            "=?utf-8?q?tab=09ok?=",
+            "a =? b ?= c",
+            "=?utf-8?x?=0A?=",
+            "=?utf-8?q?=0?=",
+            "=?utf-8?q?broken=ZZ?=",
+            "plain subject = ? yes",
+        ] {
+            assert!(!has_control_chars_decoded(fine), "{fine}");
+        }
+        assert!(matches!(
+            NamedAddress::parse("=?utf-8?q?x=0D=0ABcc:_y@z?= <a@b.test>"),
+            Err(AddressError::ControlCharacter)
+        ));
+    }
 
     #[test]
     fn accepts_ordinary_addresses() {

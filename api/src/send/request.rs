@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use base64::Engine as _;
 use serde::Deserialize;
-use shared::address::{AddressError, NamedAddress, has_control_chars};
+use shared::address::{AddressError, NamedAddress, has_control_chars, has_control_chars_decoded};
 use shared::outgoing::{OutgoingAttachment, OutgoingMessage};
 
 use crate::error::ApiError;
@@ -343,10 +343,10 @@ impl SendRequest {
         let [to, cc, bcc] = lists;
 
         let subject = self.subject.unwrap_or_default();
-        if has_control_chars(&subject) {
+        if has_control_chars_decoded(&subject) {
             return Err(header_error(
                 "subject",
-                "contains a control character (CR, LF, NUL or other)",
+                "contains a control character (CR, LF, NUL or other), raw or in an encoded-word",
             ));
         }
         if subject.chars().count() > MAX_SUBJECT {
@@ -397,10 +397,10 @@ impl SendRequest {
             let serde_json::Value::String(value) = value else {
                 return Err(header_error(field, "must be a string"));
             };
-            if has_control_chars(&value) {
+            if has_control_chars_decoded(&value) {
                 return Err(header_error(
                     field,
-                    "contains a control character (CR, LF, NUL or other)",
+                    "contains a control character (CR, LF, NUL or other), raw or in an encoded-word",
                 ));
             }
             if value.chars().count() > MAX_HEADER_VALUE {
@@ -427,7 +427,7 @@ impl SendRequest {
             // Checked before trimming, as the document's maxLength and pattern are.
             if a.filename
                 .as_deref()
-                .is_some_and(|f| has_control_chars(f) || f.chars().count() > 255)
+                .is_some_and(|f| has_control_chars_decoded(f) || f.chars().count() > 255)
             {
                 return Err(attachment_error(
                     format!("attachments[{i}].filename"),
