@@ -4,7 +4,8 @@
 # (deploy/infra-up.sh) and wrk, pgbench, smtp-source (installed here if missing).
 #
 #   bench/run.sh            # all
-#   bench/run.sh tokens     # one of: tokens accept worker logtail latency e2e
+#   bench/run.sh tokens     # one of: tokens accept worker logtail latency e2e overload soak
+#                           (soak runs only when named: 30 minutes)
 #
 # BENCH_API / BENCH_WORKER run other binaries than this checkout's release build (an A/B
 # comparison of two builds on the same machine, minutes apart: this VM's speed drifts).
@@ -343,6 +344,158 @@ SQL
     ((behind == 0)) || exit 1
 }
 
+# Overload (issue 16). The sustainable rate is the highest paced rate (a ladder of 10 s steps)
+# at which accept p99 <= 20 ms, with a worker draining into the accept-all sink meanwhile. Then
+# three times that for OVERLOAD_SECONDS (60) over OVERLOAD_CONNECTIONS (512) connections against
+# an API that sheds (MAILAPI_MAX_IN_FLIGHT, MAILAPI_SHED_BACKLOG, MAILAPI_SHED_OLDEST_SECS): the
+# latency of the 202s and of the 503s apart, and, once the load stops, that every 202 was
+# stored and submitted (the backlog drains).
+bench_overload() {
+    local port=$((PORT + 1)) c=${OVERLOAD_CONNECTIONS:-512} seconds=${OVERLOAD_SECONDS:-60}
+    local url="http://127.0.0.1:$port/api/v1/mail/send"
+    psql "$MAILAPI_DATABASE_URL" -X -q -c "delete from messages"
+    MAILAPI_SMTP_PORT=$SINK_PORT MAILAPI_SMTP_USERNAME="" MAILAPI_SMTP_PASSWORD="" \
+        MAILAPI_SMTP_POOL_SIZE=${BENCH_SMTP_POOL:-32} MAILAPI_WORKER_CONCURRENCY=${BENCH_CONCURRENCY:-256} MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
+        $WORKER >"$OUT/worker-overload.log" 2>&1 &
+    local wpid=$!
+    pids+=("$wpid")
+    MAILAPI_LISTEN="127.0.0.1:$port" MAILAPI_MAX_IN_FLIGHT=${OVERLOAD_MAX_IN_FLIGHT:-64} \
+        MAILAPI_SHED_BACKLOG=${OVERLOAD_BACKLOG:-20000} MAILAPI_SHED_OLDEST_SECS=${OVERLOAD_OLDEST_SECS:-10} \
+        $API >"$OUT/api-overload.log" 2>&1 &
+    local apid=$!
+    pids+=("$apid")
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+    drain() {
+        for _ in $(seq 600); do
+            [[ $(psql "$MAILAPI_DATABASE_URL" -X -At -c "select exists (select 1 from messages where status = 'pending')") == f ]] && return
+            sleep 0.5
+        done
+        echo "the backlog did not drain in 300 s"; exit 1
+    }
+    echo "== overload: sustainable rate (accept p99 <= 20 ms, all 202; 64 connections, 10 s steps, a worker draining)"
+    local best=0 rate line p99
+    for rate in ${OVERLOAD_LADDER:-1000 2000 3000 4000 5000 6000}; do
+        line=$($LOADGEN --url "$url" --body "$OUT/send.json" --header "X-MAILAPI-TOKEN: $TOKEN" \
+            --connections 64 --rate "$rate" --seconds 10)
+        echo "  $rate req/s: $line"
+        p99=$(sed -E 's/.*p99 ([0-9.]+) ms.*/\1/' <<<"$line")
+        if [[ $line == *" x 202)"* ]] && python3 -c "import sys; sys.exit(0 if $p99 <= 20 else 1)"; then
+            best=$rate
+        else
+            break
+        fi
+        drain
+    done
+    drain
+    ((best > 0)) || { echo "no sustainable rate found"; exit 1; }
+    local offered=$((best * 3)) before
+    before=$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from messages")
+    echo "== overload: $offered req/s (3 x $best) for ${seconds}s over $c connections; shedding at" \
+        "${OVERLOAD_MAX_IN_FLIGHT:-64} in flight, ${OVERLOAD_BACKLOG:-20000} due, ${OVERLOAD_OLDEST_SECS:-10} s oldest"
+    $LOADGEN --url "$url" --body "$OUT/send.json" --header "X-MAILAPI-TOKEN: $TOKEN" \
+        --connections "$c" --rate "$offered" --seconds "$seconds" --warmup 0 --log "$OUT/overload.tsv"
+    curl -s -H "X-MAILAPI-TOKEN: $TOKEN" "http://127.0.0.1:$port/api/v1/queue"; echo
+    local t0=$SECONDS
+    drain
+    echo "backlog drained $((SECONDS - t0)) s after the load stopped"
+    local after
+    after=$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from messages")
+    python3 - "$OUT/overload.tsv" $((after - before)) <<'PY'
+import sys
+rows = [l.split("\t") for l in open(sys.argv[1]) if l.strip()]
+stored = int(sys.argv[2])
+by = {}
+for _, status, us in rows:
+    by.setdefault(status, []).append(int(us) / 1000)
+for status, lat in sorted(by.items()):
+    lat.sort()
+    pct = lambda q: lat[min(int(q * len(lat)), len(lat) - 1)]
+    print(f"  {status}: {len(lat)} answers ({len(lat) / len(rows):.0%}); p50 {pct(0.5):.2f} ms, p99 {pct(0.99):.2f} ms, max {lat[-1]:.2f} ms")
+every = sorted(float(us) / 1000 for _, _, us in rows)
+print(f"  all answers: p99 {every[min(int(0.99 * len(every)), len(every) - 1)]:.2f} ms")
+accepted = len(by.get("202", []))
+print(f"  202 answers {accepted}, messages stored {stored}: lost {max(accepted - stored, 0)}")
+sys.exit(0 if stored >= accepted else 1)
+PY
+    kill "$wpid" "$apid"
+}
+
+# Soak (issue 16, on demand: `bench/run.sh soak`, SOAK_SECONDS=1800 by default). The API and a
+# worker (into the accept-all sink) at SOAK_RATE req/s (30 % of the sustainable rate the
+# overload ladder finds on this machine; set it for yours) while every 10 s the script samples
+# each process's RSS and open file descriptors, Postgres connections and the pending backlog.
+# Writes bench/out/soak.tsv and bench/out/soak.svg (RSS over time) and fails if RSS or fds grew
+# by more than SOAK_GROWTH_PCT (25) % between the first and the last fifth of the run.
+bench_soak() {
+    local port=$((PORT + 2)) seconds=${SOAK_SECONDS:-1800} rate=${SOAK_RATE:-600}
+    psql "$MAILAPI_DATABASE_URL" -X -q -c "delete from messages"
+    MAILAPI_SMTP_PORT=$SINK_PORT MAILAPI_SMTP_USERNAME="" MAILAPI_SMTP_PASSWORD="" \
+        MAILAPI_DATABASE_MAX_CONNECTIONS=32 MAILAPI_MTA_LOG_PATH=/nonexistent MAILAPI_WORKER_METRICS_LISTEN=off \
+        $WORKER >"$OUT/worker-soak.log" 2>&1 &
+    local wpid=$!
+    pids+=("$wpid")
+    MAILAPI_LISTEN="127.0.0.1:$port" $API >"$OUT/api-soak.log" 2>&1 &
+    local apid=$!
+    pids+=("$apid")
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
+    echo "== soak: $rate req/s for ${seconds}s, sampled every 10 s"
+    $LOADGEN --url "http://127.0.0.1:$port/api/v1/mail/send" --body "$OUT/send.json" \
+        --header "X-MAILAPI-TOKEN: $TOKEN" --connections 32 --rate "$rate" --seconds "$seconds" \
+        >"$OUT/soak-load.txt" &
+    local lpid=$!
+    printf 't\tapi_rss_kb\tworker_rss_kb\tapi_fds\tworker_fds\tpg_conns\tpending\n' >"$OUT/soak.tsv"
+    local t=0
+    while kill -0 "$lpid" 2>/dev/null; do
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" \
+            "$(awk '/VmRSS/ {print $2}' "/proc/$apid/status")" "$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status")" \
+            "$(ls "/proc/$apid/fd" | wc -l)" "$(ls "/proc/$wpid/fd" | wc -l)" \
+            "$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from pg_stat_activity where datname = 'mailapi_bench'")" \
+            "$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from messages where status = 'pending'")" >>"$OUT/soak.tsv"
+        sleep 10
+        t=$((t + 10))
+    done
+    cat "$OUT/soak-load.txt"
+    kill "$wpid" "$apid"
+    python3 - "$OUT/soak.tsv" "$OUT/soak.svg" "${SOAK_GROWTH_PCT:-25}" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])][1:]
+rows = [[float(x) for x in r] for r in rows if len(r) == 7 and all(r)]
+if len(rows) < 5:
+    sys.exit("too few samples")
+cols = ["t", "api_rss_kb", "worker_rss_kb", "api_fds", "worker_fds", "pg_conns", "pending"]
+fifth = max(1, len(rows) // 5)
+bad = []
+for i, name in enumerate(cols[1:], 1):
+    first = sum(r[i] for r in rows[:fifth]) / fifth
+    last = sum(r[i] for r in rows[-fifth:]) / fifth
+    growth = (last - first) / first * 100 if first else 0.0
+    print(f"  {name}: first fifth {first:.0f}, last fifth {last:.0f} ({growth:+.1f} %), max {max(r[i] for r in rows):.0f}")
+    if name in ("api_rss_kb", "worker_rss_kb", "api_fds", "worker_fds") and growth > float(sys.argv[3]):
+        bad.append(name)
+# RSS over time, both processes, as an SVG polyline chart.
+w, h, pad = 800, 300, 40
+tmax = rows[-1][0] or 1
+ymax = max(max(r[1], r[2]) for r in rows) / 1024 * 1.1
+def pts(i):
+    return " ".join(f"{pad + r[0] / tmax * (w - 2 * pad):.1f},{h - pad - r[i] / 1024 / ymax * (h - 2 * pad):.1f}" for r in rows)
+svg = f"""<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">
+<rect width="{w}" height="{h}" fill="white"/>
+<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="black"/>
+<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="black"/>
+<text x="{w / 2}" y="{h - 8}" text-anchor="middle">seconds (0 to {tmax:.0f})</text>
+<text x="8" y="{pad - 10}">RSS MiB (0 to {ymax:.0f})</text>
+<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="{pts(1)}"/>
+<polyline fill="none" stroke="#d62728" stroke-width="2" points="{pts(2)}"/>
+<text x="{w - pad - 150}" y="{pad}" fill="#1f77b4">api RSS</text>
+<text x="{w - pad - 150}" y="{pad + 16}" fill="#d62728">worker RSS</text>
+</svg>
+"""
+open(sys.argv[2], "w").write(svg)
+print(f"  chart: {sys.argv[2]}")
+sys.exit(f"grew: {bad}" if bad else 0)
+PY
+}
+
 start_api
 start_sink
 write_send_lua
@@ -353,3 +506,6 @@ what=${1:-all}
 [[ $what == all || $what == logtail ]] && bench_logtail
 [[ $what == all || $what == latency ]] && bench_latency
 [[ $what == all || $what == e2e ]] && bench_e2e
+[[ $what == all || $what == overload ]] && bench_overload
+# Half an hour: only when asked for by name.
+[[ $what == soak ]] && bench_soak

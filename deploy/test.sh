@@ -9,7 +9,7 @@
 #   6. deploy/smoke.sh: the mail stack end to end (SMTP in and out, IMAP, sinks);
 #   7. deploy/deny.sh: cargo deny check advisories bans licenses sources, against the offline
 #      advisory database snapshot (fails if the snapshot is missing);
-#   8. cargo nextest run --workspace --no-fail-fast, with this script's arguments appended;
+#   8. cargo nextest run --workspace --no-fail-fast --features worker/fault-injection, with this script's arguments appended;
 #   9. deploy/check-up.sh: README command (a) twice in a row, stopped with Ctrl-C each time
 #      (skipped when arguments select tests, i.e. for a partial run).
 # Steps 5 to 9 all run even if one fails; the exit status is non-zero if any did.
@@ -70,8 +70,9 @@ fi
 cargo deny --version
 # What tests drive the API with: the spec's own PHP and Python examples, an independent DKIM
 # verifier (dkimpy; PyNaCl lets it check Ed25519 signatures), a DNS server on loopback for
-# the record checks, shellcheck for the scripts and curl for deploy/check-up.sh.
-TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium shellcheck curl)
+# the record checks, shellcheck for the scripts, curl for deploy/check-up.sh and libfaketime
+# for the checker's worker with a skewed clock.
+TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium shellcheck curl faketime)
 ensure_packages "${TEST_PACKAGES[@]}"
 # pip leaves requirements that are already met alone (without asking the index), so this costs
 # nothing on a machine that has them. schemathesis is held to 4.x: api/tests/openapi.rs names
@@ -160,9 +161,11 @@ if [[ $rc -ne 0 ]]; then
     [[ $status -ne 0 ]] || status=$rc
 fi
 
-section "tests: cargo nextest run --workspace --no-fail-fast $*"
+# The fault hooks (worker/src/fault.rs) are compiled into this build only, for the checker
+# (worker/tests/checker.rs); they do nothing unless a test arms them.
+section "tests: cargo nextest run --workspace --no-fail-fast --features worker/fault-injection $*"
 rc=0
-cargo nextest run --workspace --no-fail-fast "$@" || rc=$?
+cargo nextest run --workspace --no-fail-fast --features worker/fault-injection "$@" || rc=$?
 if [[ $rc -ne 0 ]]; then
     failed+=("cargo nextest (exit $rc)")
     [[ $status -ne 0 ]] || status=$rc

@@ -15,6 +15,7 @@ pub mod claim;
 pub mod context;
 pub mod dkim;
 pub mod dsn;
+pub mod fault;
 pub mod logline;
 pub mod logtail;
 pub mod metrics;

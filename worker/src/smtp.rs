@@ -128,7 +128,15 @@ impl Smtp {
                 )));
             }
         };
-        let sent = tokio::time::timeout(pool.transaction_timeout, conn.send(envelope, bytes)).await;
+        let sent = if crate::fault::is_armed(crate::fault::Step::DuringData) {
+            tokio::time::timeout(
+                pool.transaction_timeout,
+                send_in_halves(&mut conn, envelope, bytes),
+            )
+            .await
+        } else {
+            tokio::time::timeout(pool.transaction_timeout, conn.send(envelope, bytes)).await
+        };
         match sent {
             // The connection is dropped mid-transaction: never reused.
             Err(_) => Err(SubmitFailure::Ambiguous(format!(
@@ -233,6 +241,30 @@ pub fn queue_id_from_reply(reply: &str) -> Option<String> {
     let (_, rest) = reply.rsplit_once("queued as ")?;
     let id = rest.split_whitespace().next()?;
     (!id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric())).then(|| id.to_owned())
+}
+
+/// `send`, with the message written in two halves and the fault hook between them: the checker
+/// kills the process there, mid-DATA (`crate::fault`). Only reached in fault-injection builds.
+async fn send_in_halves(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<lettre::transport::smtp::response::Response, lettre::transport::smtp::Error> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    conn.command(Mail::new(envelope.from().cloned(), vec![]))
+        .await?;
+    for to in envelope.to() {
+        conn.command(Rcpt::new(to.clone(), vec![])).await?;
+    }
+    conn.command(Data).await?;
+    let (first, second) = bytes.split_at(bytes.len() / 2);
+    let mut halves = [first, second].into_iter().enumerate().map(|(i, half)| {
+        if i == 1 {
+            crate::fault::reached(crate::fault::Step::DuringData);
+        }
+        half
+    });
+    conn.message_iter(&mut halves).await
 }
 
 #[cfg(test)]

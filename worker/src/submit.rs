@@ -174,6 +174,7 @@ impl Submitter {
     ) -> anyhow::Result<Outcome> {
         let db = &self.ctx.db;
         let started = std::time::Instant::now();
+        crate::fault::reached(crate::fault::Step::BeforeSmtp);
         let result = tracing_ctx::smtp(&self.ctx.tracer, self.smtp.submit(envelope, bytes)).await;
         let outcome = match &result {
             Ok(_) => "accepted",
@@ -186,6 +187,7 @@ impl Submitter {
         tracing::debug!(message_id = %c.id, elapsed_ms = started.elapsed().as_millis() as u64, ok = result.is_ok(), "smtp submission");
         match result {
             Ok(accepted) => {
+                crate::fault::reached(crate::fault::Step::After250);
                 tracing_ctx::record_queue_id(&self.ctx.tracer, accepted.queue_id.as_deref());
                 self.recorder
                     .run(SubmittedRecord {
@@ -194,6 +196,7 @@ impl Submitter {
                         reply: accepted.reply,
                     })
                     .await?;
+                crate::fault::reached(crate::fault::Step::AfterCommit);
                 Ok(Outcome::Submitted)
             }
             Err(SubmitFailure::Permanent { reply, dsn }) => {
@@ -360,6 +363,7 @@ async fn dispatch(
     tasks: &mut JoinSet<()>,
     entries: Vec<Entry>,
 ) -> anyhow::Result<()> {
+    crate::fault::reached(crate::fault::Step::AfterRead);
     // Per message: its entries, and the first entry's traceparent (the parent of its span).
     let mut by_message: HashMap<Uuid, (Vec<EntryId>, Option<String>)> = HashMap::new();
     let mut nothing_to_do = Vec::new();
