@@ -2,8 +2,10 @@
 //! that does not exist: the same status and the same bytes, without the id, so a 404 tells no
 //! one whether somebody else's object is there.
 //!
-//! Seen failing against a deliberately broken build: with the message lookup's owner check
-//! removed, Bob's request for Alice's message status was answered 200 with her message.
+//! Seen failing against deliberately broken builds: with the message lookup's owner check
+//! removed, Bob's request for Alice's message status was answered 200 with her message; with
+//! the permission check removed from `DELETE /suppressions/{domain}/{email}`, Mallory's delete
+//! of Alice's domain's suppression answered differently from a missing one.
 
 mod common;
 
@@ -77,5 +79,74 @@ async fn foreign_object_ids_answer_exactly_like_missing_ones() {
     assert_eq!(foreign, missing);
     assert!(!foreign.1.contains(&her_token.to_string()));
     // Alice's token still works: Bob's attempt changed nothing.
+    assert_eq!(app.get("/tokens/me", Some(&alice)).await.status(), 200);
+
+    // Objects addressed by domain and address: a user of another domain gets, for Alice's
+    // domain's users and suppressions, exactly what he gets for ones that do not exist, and
+    // for a domain that does not exist; none of them echoes the address.
+    let other = app.domain("elsewhere.test", true).await;
+    let mallory = app
+        .mailbox_with_token("mallory@elsewhere.test", other)
+        .await;
+    let admin = app.admin_token().await;
+    let added = app
+        .post_json(
+            "/suppressions",
+            &admin,
+            &json!({"domain": "tenants.test", "email": "victim@example.net"}),
+        )
+        .await;
+    assert_eq!(added.status(), 201);
+    let request = |method: reqwest::Method, path: String| {
+        let req = client
+            .request(method.clone(), app.api(&path))
+            .header("X-MAILAPI-TOKEN", &mallory);
+        let req = if method == reqwest::Method::PATCH {
+            req.json(&json!({"name": "taken over"}))
+        } else {
+            req
+        };
+        async move { raw(req.send().await.unwrap()).await }
+    };
+    for (method, existing, absent, no_domain) in [
+        (
+            reqwest::Method::DELETE,
+            "/suppressions/tenants.test/victim@example.net",
+            "/suppressions/tenants.test/nobody@example.net",
+            "/suppressions/nowhere.test/victim@example.net",
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/domains/tenants.test/users/alice@tenants.test",
+            "/domains/tenants.test/users/ghost@tenants.test",
+            "/domains/nowhere.test/users/alice@nowhere.test",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/domains/tenants.test/users/alice@tenants.test",
+            "/domains/tenants.test/users/ghost@tenants.test",
+            "/domains/nowhere.test/users/alice@nowhere.test",
+        ),
+    ] {
+        let foreign = request(method.clone(), existing.to_owned()).await;
+        let missing = request(method.clone(), absent.to_owned()).await;
+        let nowhere = request(method.clone(), no_domain.to_owned()).await;
+        assert!(foreign.0 >= 400, "{method} {existing}: {}", foreign.1);
+        assert_eq!(foreign, missing, "{method} {existing} vs {absent}");
+        assert_eq!(foreign, nowhere, "{method} {existing} vs {no_domain}");
+        assert!(
+            !foreign.1.contains("victim") && !foreign.1.contains("alice"),
+            "{}",
+            foreign.1
+        );
+    }
+    // Nothing changed: the suppression and Alice's mailbox are still there.
+    let list: Value = app
+        .get("/suppressions?domain=tenants.test", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list.to_string().contains("victim@example.net"), "{list}");
     assert_eq!(app.get("/tokens/me", Some(&alice)).await.status(), 200);
 }
