@@ -103,6 +103,8 @@ bench_accept() {
         "http://127.0.0.1:$PORT/api/v1/mail/send" | tee "$OUT/accept.txt" | grep -E "Requests/sec|99%|50%|Non-2xx"
     echo "== POST /api/v1/mail/send (2 KB), 64 connections paced at ${ACCEPT_RATE:-3000} req/s in all, ${DURATION}s"
     paced_send 64 "${ACCEPT_RATE:-3000}" "$DURATION"
+    echo "-- ceiling: redis-benchmark XADD (one entry per command, 50 clients, 200,000 commands)"
+    redis-benchmark -q -n 200000 -c 50 XADD "bench-$$:ceiling" MAXLEN '~' 100000 '*' job x | tr '\r' '\n' | tail -n 1
     echo "-- ceiling: pgbench single-row insert commits, 32 clients (connection slots), 10 s"
     psql "$MAILAPI_DATABASE_URL" -X -q -c "create table if not exists pgbench_rows (id bigserial primary key, payload text, created_at timestamptz default now())"
     echo "insert into pgbench_rows (payload) values (repeat('x', 2000));" >"$OUT/insert.sql"
