@@ -113,6 +113,7 @@ pub async fn claim_many(
 }
 
 /// What the delivery log says about an earlier attempt of a message.
+#[derive(Debug)]
 pub enum LogVerdict {
     /// The MTA queued it under this id: record that instead of sending again.
     Queued(String),
@@ -146,17 +147,24 @@ pub async fn check_log(
     // Every log must have been read past the attempt: it went through one of the MTA hosts, and
     // we do not know which. A follower that is down holds retries of interrupted attempts back
     // until MAX_LOG_WAIT.
-    let follower_seen: Option<DateTime<Utc>> =
-        sqlx::query_scalar("select min(updated_at) from log_positions")
-            .fetch_one(db)
-            .await?;
-    let covered = attempt_started + chrono::Duration::seconds(LOG_MARGIN_SECS);
-    let waited_out =
-        Utc::now() - attempt_started > chrono::Duration::from_std(MAX_LOG_WAIT).unwrap_or_default();
-    Ok(match follower_seen {
-        Some(seen) if seen >= covered => LogVerdict::NotQueued,
-        _ if waited_out => LogVerdict::NotQueued,
-        _ => LogVerdict::Unknown,
+    //
+    // Compared in Postgres, on its clock: `attempt_started` is the database's time, a worker's
+    // clock may be off (the checker runs one two minutes ahead), and a follower that has not
+    // finished a pass yet holds `-infinity`, which chrono cannot represent.
+    let (covered, waited_out): (bool, bool) = sqlx::query_as(
+        "select coalesce(min(updated_at) >= $1 + make_interval(secs => $2), false),
+                now() - $1 > make_interval(secs => $3)
+           from log_positions",
+    )
+    .bind(attempt_started)
+    .bind(LOG_MARGIN_SECS as f64)
+    .bind(MAX_LOG_WAIT.as_secs_f64())
+    .fetch_one(db)
+    .await?;
+    Ok(if covered || waited_out {
+        LogVerdict::NotQueued
+    } else {
+        LogVerdict::Unknown
     })
 }
 

@@ -16,7 +16,8 @@
 //!   `Retry-After`, and workers and the log follower resume;
 //! * Postfix's submission port closed, then answering `421` (through a second proxy), which also
 //!   closes the workers' pooled SMTP connections: retries, then delivery;
-//! * one worker's wall clock two minutes ahead (libfaketime) throughout.
+//! * one worker's wall clock two minutes ahead (libfaketime) throughout;
+//! * (long form only) Postfix's log rotated under load (`postfix logrotate`).
 //!
 //! The client behaves as a careful sender does: every message has an `Idempotency-Key`, and a
 //! request that fails (connection reset, 5xx, timeout) is retried on the other API process.
@@ -73,6 +74,17 @@ struct Plan {
     smtp_cuts: &'static [(u64, u64)],
     /// (start, seconds): Postfix answering `421` to every new connection (and pooled ones closed).
     smtp_421: &'static [(u64, u64)],
+    /// Seconds into the load at which Postfix rotates its log (`postfix logrotate`: renamed,
+    /// reopened): the follower must finish the old file and go on with the new one. Only in the
+    /// long form, which runs alone: other tests read the same log.
+    log_rotations: &'static [u64],
+    /// Every n-th message goes to `sink-hard.test`, which refuses it: Postfix bounces it, and its
+    /// report comes back to the bounce mailbox (0: none). Only in the long form: the bounce
+    /// mailbox is shared with the other tests.
+    bounce_every: usize,
+    /// (start, seconds): Dovecot's IMAP cut off from the workers, so the bounce reader cannot
+    /// reach the bounce mailbox.
+    imap_cuts: &'static [(u64, u64)],
     /// Worker 1's clock runs this many seconds ahead (libfaketime): claims, retries and the
     /// duplicate check must keep working because every deadline is the database's.
     skew_secs: u64,
@@ -215,6 +227,7 @@ struct Stack {
     redis_port: u16,
     api_ports: [u16; 2],
     smtp_port: u16,
+    imap_port: u16,
 }
 
 impl Stack {
@@ -230,6 +243,8 @@ impl Stack {
             .env("MAILAPI_AUTH_FAILURES_PER_IP", "100000000")
             .env("MAILAPI_SMTP_HOST", "127.0.0.1")
             .env("MAILAPI_SMTP_PORT", self.smtp_port.to_string())
+            .env("MAILAPI_IMAP_HOST", "127.0.0.1")
+            .env("MAILAPI_IMAP_PORT", self.imap_port.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
     }
@@ -345,6 +360,15 @@ enum Answer {
     GaveUp(String),
 }
 
+/// Where message `i` goes: the sink that refuses, for every `bounce_every`-th one.
+fn rcpt_domain(i: usize, bounce_every: usize) -> &'static str {
+    if bounce_every > 0 && i.is_multiple_of(bounce_every) {
+        "sink-hard.test"
+    } else {
+        "sink-ok.test"
+    }
+}
+
 /// 503 answers the client got, and how many of them lacked `Retry-After`.
 #[derive(Default)]
 struct Unavailable {
@@ -361,10 +385,11 @@ async fn send_one(
     domain: &str,
     i: usize,
     unavailable: &Unavailable,
+    bounce_every: usize,
 ) -> Answer {
     let body = serde_json::json!({
         "from": format!("s@{domain}"),
-        "to": [format!("r{i}@sink-ok.test")],
+        "to": [format!("r{i}@{}", rcpt_domain(i, bounce_every))],
         "subject": format!("checker {i}"),
         "body": {"text": "x".repeat(500)},
     });
@@ -460,10 +485,12 @@ async fn run(plan: Plan) {
     let pg_proxy = Arc::new(Proxy::start(5432).await);
     let smtp_upstream: u16 = env("MAILAPI_SMTP_PORT").parse().unwrap();
     let smtp_proxy = Arc::new(Proxy::start(smtp_upstream).await);
+    let imap_proxy = Arc::new(Proxy::start(143).await);
     let stack = Arc::new(Stack {
         db_url: via_port(&db_url, pg_proxy.port),
         skew_secs: plan.skew_secs,
         smtp_port: smtp_proxy.port,
+        imap_port: imap_proxy.port,
         prefix: format!("checker-{}", uuid::Uuid::new_v4().simple()),
         redis_port: free_port(),
         api_ports: [free_port(), free_port()],
@@ -549,12 +576,15 @@ async fn run(plan: Plan) {
         .chain(plan.postgres_cuts.iter().map(|&(t, d)| (t, "postgres", d)))
         .chain(plan.smtp_cuts.iter().map(|&(t, d)| (t, "smtp", d)))
         .chain(plan.smtp_421.iter().map(|&(t, d)| (t, "421", d)))
+        .chain(plan.log_rotations.iter().map(|&t| (t, "logrotate", 0)))
+        .chain(plan.imap_cuts.iter().map(|&(t, d)| (t, "imap", d)))
         .collect();
     timeline.sort();
     let faults = {
         let stack = stack.clone();
         let (apis, redis, kills) = (apis.clone(), redis.clone(), kills.clone());
-        let (pg_proxy, smtp_proxy) = (pg_proxy.clone(), smtp_proxy.clone());
+        let (pg_proxy, smtp_proxy, imap_proxy) =
+            (pg_proxy.clone(), smtp_proxy.clone(), imap_proxy.clone());
         tokio::spawn(async move {
             let mut restores = tokio::task::JoinSet::new();
             for (at, what, secs) in timeline {
@@ -562,6 +592,7 @@ async fn run(plan: Plan) {
                 let (proxy, mode) = match what {
                     "postgres" => (Some(pg_proxy.clone()), Mode::Cut),
                     "smtp" => (Some(smtp_proxy.clone()), Mode::Cut),
+                    "imap" => (Some(imap_proxy.clone()), Mode::Cut),
                     "421" => (
                         Some(smtp_proxy.clone()),
                         Mode::Reply("421 4.3.2 checker: service not available\r\n"),
@@ -581,6 +612,15 @@ async fn run(plan: Plan) {
                     continue;
                 }
                 match what {
+                    "logrotate" => {
+                        let status = Command::new("postfix")
+                            .arg("logrotate")
+                            .stdout(Stdio::null())
+                            .status()
+                            .expect("postfix logrotate");
+                        assert!(status.success(), "postfix logrotate: {status}");
+                        kills.lock().unwrap().push(format!("log rotated at {at} s"));
+                    }
                     "api" => {
                         let n = (at as usize) % 2;
                         apis.lock().await[n].kill();
@@ -611,6 +651,7 @@ async fn run(plan: Plan) {
     let mut sends = tokio::task::JoinSet::new();
     let gap = Duration::from_micros(1_000_000 / plan.per_second);
     let unavailable = Arc::new(Unavailable::default());
+    let bounce_every = plan.bounce_every;
     for i in 0..plan.messages {
         tokio::time::sleep_until((started + gap * i as u32).into()).await;
         let (http, token, domain, ports) =
@@ -619,7 +660,7 @@ async fn run(plan: Plan) {
         sends.spawn(async move {
             (
                 i,
-                send_one(&http, ports, &token, &domain, i, &unavailable).await,
+                send_one(&http, ports, &token, &domain, i, &unavailable, bounce_every).await,
             )
         });
     }
@@ -653,15 +694,23 @@ async fn run(plan: Plan) {
     }
 
     // Postfix delivers on its own schedule: wait for the sink to have every stored message.
-    let stored: Vec<(uuid::Uuid, String, String)> =
-        sqlx::query_as("select id, rfc_message_id, status from messages")
-            .fetch_all(&db)
-            .await
-            .unwrap();
+    // (id, Message-ID, status, whether it was meant to bounce)
+    let stored: Vec<(uuid::Uuid, String, String, bool)> = sqlx::query_as(
+        "select m.id, m.rfc_message_id, m.status,
+                exists (select 1 from recipients r where r.message_id = m.id
+                         and r.domain = 'sink-hard.test')
+           from messages m",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
     let mut counts = HashMap::new();
     while Instant::now() < deadline {
         counts = sink_counts(&sink_dir, since, &domain);
-        if stored.iter().all(|(_, rfc, _)| counts.contains_key(rfc)) {
+        if stored
+            .iter()
+            .all(|(_, rfc, _, bounces)| *bounces || counts.contains_key(rfc))
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -678,6 +727,10 @@ async fn run(plan: Plan) {
 
     // The verdict.
     let in_db: HashSet<uuid::Uuid> = stored.iter().map(|(id, ..)| *id).collect();
+    let bounced = stored.iter().filter(|(.., bounces)| *bounces).count();
+    if bounced > 0 {
+        reports_all_read(&domain, bounced).await;
+    }
     let accepted: Vec<uuid::Uuid> = answers
         .values()
         .filter_map(|a| match a {
@@ -695,12 +748,15 @@ async fn run(plan: Plan) {
     let lost_db: Vec<_> = accepted.iter().filter(|id| !in_db.contains(id)).collect();
     let unsent: Vec<_> = stored
         .iter()
-        .filter(|(_, rfc, _)| !counts.contains_key(rfc))
+        .filter(|(_, rfc, _, bounces)| !bounces && !counts.contains_key(rfc))
         .collect();
-    let not_sent_status: Vec<_> = stored.iter().filter(|(.., s)| s != "sent").collect();
+    let not_sent_status: Vec<_> = stored
+        .iter()
+        .filter(|(_, _, s, bounces)| s != if *bounces { "bounced" } else { "sent" })
+        .collect();
     let dupes: Vec<_> = stored
         .iter()
-        .filter_map(|(_, rfc, _)| counts.get(rfc).filter(|n| **n > 1).map(|n| (rfc, *n)))
+        .filter_map(|(_, rfc, ..)| counts.get(rfc).filter(|n| **n > 1).map(|n| (rfc, *n)))
         .collect();
     let kills = kills.lock().unwrap().clone();
     let retried = scalar(&db, "select count(*) from messages where attempts > 1").await;
@@ -741,7 +797,9 @@ async fn run(plan: Plan) {
         + plan.redis_kills.len()
         + plan.postgres_cuts.len()
         + plan.smtp_cuts.len()
-        + plan.smtp_421.len();
+        + plan.smtp_421.len()
+        + plan.log_rotations.len()
+        + plan.imap_cuts.len();
     use std::sync::atomic::Ordering::Relaxed;
     let (answers_503, bare_503) = (
         unavailable.answers.load(Relaxed),
@@ -760,6 +818,54 @@ async fn run(plan: Plan) {
         expected_kills,
         "every fault must fire: {kills:?}"
     );
+}
+
+/// Waits until the bounce reader has taken every report about our messages out of the bounce
+/// mailbox's inbox and filed at least `bounced` of them under `Processed`: the reports that came
+/// while IMAP was cut off were read once it was back.
+async fn reports_all_read(domain: &str, bounced: usize) {
+    let master = env("MAILAPI_IMAP_MASTER_PASSWORD");
+    let user = format!(
+        "bounces@{}*{}",
+        std::env::var("MAILAPI_BOUNCE_DOMAIN").unwrap_or_else(|_| "bounces.mailapi.local".into()),
+        std::env::var("MAILAPI_IMAP_MASTER_USER").unwrap_or_else(|_| "mailapi-master".into())
+    );
+    let count = |folder: &'static str| {
+        let (user, master) = (user.clone(), master.clone());
+        async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", 143))
+                .await
+                .unwrap();
+            let mut client = async_imap::Client::new(tcp);
+            client.read_response().await.unwrap().unwrap();
+            let mut session = client
+                .login(&user, &master)
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+            session.examine(folder).await.unwrap();
+            let found = session
+                .uid_search(format!("TEXT \"@{domain}\""))
+                .await
+                .unwrap()
+                .len();
+            let _ = session.logout().await;
+            found
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (waiting, filed) = (count("INBOX").await, count("Processed").await);
+        if waiting == 0 && filed >= bounced {
+            eprintln!("checker: {filed} bounce reports read and filed, none left waiting");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bounce reports: {waiting} still in the inbox, {filed} of {bounced} filed"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
 
 /// An admin token made with the API's own CLI, as an operator would.
@@ -791,6 +897,9 @@ async fn checker_short_form() {
         postgres_cuts: &[(18, 5)],
         smtp_cuts: &[(3, 3)],
         smtp_421: &[(12, 3)],
+        log_rotations: &[],
+        bounce_every: 0,
+        imap_cuts: &[],
         skew_secs: 120,
     })
     .await;
@@ -810,6 +919,9 @@ async fn checker_long_form() {
         postgres_cuts: &[(75, 30), (260, 30)],
         smtp_cuts: &[(50, 10), (140, 10)],
         smtp_421: &[(185, 10), (230, 10)],
+        log_rotations: &[90, 210],
+        bounce_every: 100,
+        imap_cuts: &[(115, 30)],
         skew_secs: 120,
     })
     .await;

@@ -981,3 +981,60 @@ async fn the_message_follows_its_recipients_whoever_commits_last() {
     assert_eq!(r.0, "sent");
     assert_eq!(message_status(&pool, id).await, ("sent".to_owned(), true));
 }
+
+/// The duplicate check's verdicts, decided on the database's clock: a follower that has not
+/// finished a pass yet (`-infinity`) holds an interrupted attempt back (it used to panic the
+/// send task: chrono cannot hold `-infinity`; found by the checker), one that read past the
+/// attempt lets it be sent, the MTA's queue entry wins, and the wait ends after 300 s.
+#[tokio::test]
+async fn the_duplicate_check_decides_on_the_database_clock() {
+    use worker::claim::{LogVerdict, check_log};
+    let (_url, pool) = fresh_database().await;
+    let started: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select now()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into log_positions (log_name, file_id, byte_offset, updated_at)
+         values ('a', 'f', 0, '-infinity')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let verdict = check_log(&pool, "<m@x.test>", started).await.unwrap();
+    assert!(matches!(verdict, LogVerdict::Unknown), "{verdict:?}");
+    // Past the margin: covered.
+    sqlx::query("update log_positions set updated_at = now() + interval '4 seconds'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let verdict = check_log(&pool, "<m@x.test>", started).await.unwrap();
+    assert!(matches!(verdict, LogVerdict::NotQueued), "{verdict:?}");
+    // Every log counts: a second one still at `-infinity` holds it back again...
+    sqlx::query(
+        "insert into log_positions (log_name, file_id, byte_offset, updated_at)
+         values ('b', 'f', 0, '-infinity')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let verdict = check_log(&pool, "<m@x.test>", started).await.unwrap();
+    assert!(matches!(verdict, LogVerdict::Unknown), "{verdict:?}");
+    // ... until the attempt is 300 s old by the database's clock.
+    let long_ago = started - chrono::Duration::seconds(301);
+    let verdict = check_log(&pool, "<m@x.test>", long_ago).await.unwrap();
+    assert!(matches!(verdict, LogVerdict::NotQueued), "{verdict:?}");
+    // A queue entry the MTA committed settles it whatever the positions say.
+    sqlx::query(
+        "insert into mta_queue_entries (queue_id, rfc_message_id, committed)
+         values ('QID1', '<m@x.test>', true)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let verdict = check_log(&pool, "<m@x.test>", started).await.unwrap();
+    assert!(
+        matches!(verdict, LogVerdict::Queued(ref q) if q == "QID1"),
+        "{verdict:?}"
+    );
+}
