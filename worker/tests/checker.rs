@@ -22,12 +22,15 @@
 //! The client behaves as a careful sender does: every message has an `Idempotency-Key`, and a
 //! request that fails (connection reset, 5xx, timeout) is retried on the other API process.
 //!
-//! Verdict: lost = 0 (every 202 is in Postgres and in the sink), stuck = 0 (every message and
+//! Verdict: no process panicked (their stderr is kept in a temporary directory, removed when
+//! the run passes); lost = 0 (every 202 is in Postgres and in the sink), stuck = 0 (every message and
 //! recipient final), duplicates within the documented window (docs/DELIVERY.md: closed while a
 //! log follower runs, so 0 here), all printed.
 //!
-//! Seen failing against a broken build before being trusted: with the reconciler's re-add
-//! removed, the Redis restart lost the stream and 149 messages that had a 202 never settled.
+//! Seen failing against broken builds before being trusted: with the reconciler's re-add
+//! removed, the Redis restart lost the stream and 149 messages that had a 202 never settled;
+//! and it found a real panic (the duplicate check decoding the follower's `-infinity`), fixed
+//! in worker/src/claim.rs, which fails it again when put back.
 //!
 //! Short form (in the test command, under a minute): `checker_short_form`. Long form, on demand:
 //! `cargo nextest run --workspace --features worker/fault-injection --run-ignored only -E
@@ -228,6 +231,8 @@ struct Stack {
     api_ports: [u16; 2],
     smtp_port: u16,
     imap_port: u16,
+    /// Each process's stderr goes to a file here; the verdict fails on any panic in them.
+    logs: PathBuf,
 }
 
 impl Stack {
@@ -247,6 +252,16 @@ impl Stack {
             .env("MAILAPI_IMAP_PORT", self.imap_port.to_string())
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null());
+    }
+
+    /// `name`'s stderr, appended to its file (a restarted process adds to the same one).
+    fn stderr(&self, name: &str) -> Stdio {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.join(format!("{name}.log")))
+            .expect("checker log file")
+            .into()
     }
 
     fn redis(&self) -> Proc {
@@ -277,13 +292,15 @@ impl Stack {
     fn api(&self, n: usize) -> Proc {
         let mut cmd = Command::new(api_binary());
         self.common(&mut cmd);
-        cmd.env("MAILAPI_LISTEN", format!("127.0.0.1:{}", self.api_ports[n]));
+        cmd.env("MAILAPI_LISTEN", format!("127.0.0.1:{}", self.api_ports[n]))
+            .stderr(self.stderr(&format!("api-{n}")));
         Proc(cmd.spawn().expect("start mailapi-api"))
     }
 
     fn worker(&self, n: usize, generation: usize, fault: Option<String>) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mailapi-worker"));
         self.common(&mut cmd);
+        cmd.stderr(self.stderr(&format!("worker-{n}")));
         cmd.env("MAILAPI_WORKER_NAME", format!("checker-{n}-{generation}"))
             .env("MAILAPI_WORKER_METRICS_LISTEN", "off")
             .env("MAILAPI_SMTP_TIMEOUT_SECS", "1")
@@ -491,6 +508,12 @@ async fn run(plan: Plan) {
         skew_secs: plan.skew_secs,
         smtp_port: smtp_proxy.port,
         imap_port: imap_proxy.port,
+        logs: {
+            let dir =
+                std::env::temp_dir().join(format!("checker-{}", uuid::Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            dir
+        },
         prefix: format!("checker-{}", uuid::Uuid::new_v4().simple()),
         redis_port: free_port(),
         api_ports: [free_port(), free_port()],
@@ -505,6 +528,7 @@ async fn run(plan: Plan) {
         .await
         .unwrap();
     let token = admin_token(&db_url);
+    eprintln!("checker: process logs in {}", stack.logs.display());
 
     let redis = Arc::new(Mutex::new(stack.redis()));
     let apis = Arc::new(Mutex::new([stack.api(0), stack.api(1)]));
@@ -778,6 +802,18 @@ async fn run(plan: Plan) {
         dupes.len(),
         not_sent_status.len(),
     );
+    // No process may panic, whatever was done to it (a SIGKILL is not a panic).
+    let mut panics = Vec::new();
+    for entry in std::fs::read_dir(&stack.logs).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        for (i, line) in text.lines().enumerate() {
+            if line.contains("panicked at") {
+                let next = text.lines().nth(i + 1).unwrap_or_default();
+                panics.push(format!("{}: {line} {next}", entry.path().display()));
+            }
+        }
+    }
+    assert!(panics.is_empty(), "panics: {panics:#?}");
     assert!(gave_up.is_empty(), "the client gave up on: {gave_up:?}");
     assert!(lost_db.is_empty(), "202 but not stored: {lost_db:?}");
     assert!(unsent.is_empty(), "stored but never delivered: {unsent:?}");
@@ -817,7 +853,8 @@ async fn run(plan: Plan) {
         kills.len(),
         expected_kills,
         "every fault must fire: {kills:?}"
-    );
+    ); // Kept when a check fails, for a look at what the processes said.
+    let _ = std::fs::remove_dir_all(&stack.logs);
 }
 
 /// Waits until the bounce reader has taken every report about our messages out of the bounce
