@@ -453,7 +453,7 @@ bench_soak() {
     while kill -0 "$lpid" 2>/dev/null; do
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" \
             "$(awk '/VmRSS/ {print $2}' "/proc/$apid/status")" "$(awk '/VmRSS/ {print $2}' "/proc/$wpid/status")" \
-            "$(ls "/proc/$apid/fd" | wc -l)" "$(ls "/proc/$wpid/fd" | wc -l)" \
+            "$(find "/proc/$apid/fd" -mindepth 1 -maxdepth 1 | wc -l)" "$(find "/proc/$wpid/fd" -mindepth 1 -maxdepth 1 | wc -l)" \
             "$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from pg_stat_activity where datname = 'mailapi_bench'")" \
             "$(psql "$MAILAPI_DATABASE_URL" -X -At -c "select count(*) from messages where status = 'pending'")" >>"$OUT/soak.tsv"
         sleep 10
