@@ -17,7 +17,8 @@
 //! * Postfix's submission port closed, then answering `421` (through a second proxy), which also
 //!   closes the workers' pooled SMTP connections: retries, then delivery;
 //! * one worker's wall clock two minutes ahead (libfaketime) throughout;
-//! * (long form only) Postfix's log rotated under load (`postfix logrotate`).
+//! * (long form only) Postfix's log rotated under load (`postfix logrotate`), and the bounce
+//!   mailbox unreachable for 30 s while every 100th message bounces.
 //!
 //! The client behaves as a careful sender does: every message has an `Idempotency-Key`, and a
 //! request that fails (connection reset, 5xx, timeout) is retried on the other API process.
@@ -709,7 +710,22 @@ async fn run(plan: Plan) {
         if open == 0 {
             break;
         }
-        assert!(Instant::now() < deadline, "{open} messages never settled");
+        if Instant::now() >= deadline {
+            let examples: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+                "select m.rfc_message_id, m.status, m.queue_id, string_agg(r.status, ',')
+                   from messages m join recipients r on r.message_id = m.id
+                  where m.status in ('pending', 'submitted') or r.status in ('pending', 'deferred')
+                  group by m.id limit 10",
+            )
+            .fetch_all(&db)
+            .await
+            .unwrap();
+            panic!(
+                "{open} messages never settled; the first (Message-ID, status, queue id, \
+                 recipients): {examples:#?}; process logs in {}",
+                stack.logs.display()
+            );
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     stop_workers.cancel();
