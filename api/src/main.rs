@@ -44,7 +44,12 @@ async fn run() -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(settings.listen)
                 .await
                 .with_context(|| format!("binding MAILAPI_LISTEN={}", settings.listen))?;
-            api::run(settings, listener, api::shutdown_on_signals()).await
+            api::run(
+                settings,
+                listener,
+                shared::shutdown_on_signals("shutting down"),
+            )
+            .await
         }
         Command::Migrate => {
             let db = shared::db::connect_lazy(&settings)?;

@@ -267,7 +267,7 @@ pub fn verdict(limits: &ServerLimits, sample: &Sample) -> Option<Shed> {
 }
 
 /// Measures every `sample_every` until the process stops. A failed measurement keeps the last
-/// one, which goes stale (and stops shedding) after [`STALE_AFTER`].
+/// one, which goes stale (and stops shedding) after `STALE_AFTER` (10 s).
 pub async fn run_sampler(state: AppState) {
     let mut tick = tokio::time::interval(state.overload.limits.sample_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

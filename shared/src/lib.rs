@@ -52,3 +52,30 @@ pub fn runtime(thread_name: &str) -> std::io::Result<tokio::runtime::Runtime> {
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// A token cancelled on the first SIGINT or SIGTERM, with `message` logged then: how both
+/// services learn to stop (they drain what is in flight, then exit).
+pub fn shutdown_on_signals(message: &'static str) -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM; only SIGINT stops");
+                    let _ = tokio::signal::ctrl_c().await;
+                    tracing::info!("{message}");
+                    cancel.cancel();
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("{message}");
+        cancel.cancel();
+    });
+    token
+}

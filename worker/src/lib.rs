@@ -4,7 +4,7 @@
 //! Layout: [`context`] holds shared handles; [`stream`] wraps the send stream's consumer groups (one per shard);
 //! [`submit`] is the send loop (claim in Postgres, build, sign, submit, record) with
 //! [`claim`] holding its SQL, [`smtp`] the pooled transport and the sorting of SMTP outcomes,
-//! and [`dkim`] the DKIM signer and the per-domain keys it signs with; [`reclaim`] re-enqueues due messages the stream
+//! and [`dkim`] the DKIM signer and the per-domain keys it signs with; [`reconcile`] re-enqueues due messages the stream
 //! lost. [`logtail`] follows the MTA's log (parsed by [`logline`]) into recipient statuses, and
 //! [`bounces`] reads bounce reports (parsed by [`dsn`]) from the bounce mailbox; [`metrics`]
 //! serves `/metrics` and samples the stream; [`tracing_ctx`] makes the submission and delivery
@@ -19,7 +19,7 @@ pub mod fault;
 pub mod logline;
 pub mod logtail;
 pub mod metrics;
-pub mod reclaim;
+pub mod reconcile;
 pub mod smtp;
 pub mod stream;
 pub mod submit;
@@ -37,7 +37,7 @@ pub async fn run_until_stopped(
 ) -> anyhow::Result<()> {
     let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
     tasks.spawn(submit::run(ctx.clone(), shutdown.clone()));
-    tasks.spawn(reclaim::run(ctx.clone(), shutdown.clone()));
+    tasks.spawn(reconcile::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(logtail::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(bounces::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(metrics::serve(ctx.clone(), shutdown.clone()));

@@ -24,19 +24,6 @@ async fn run() -> anyhow::Result<()> {
     shared::db::migrate(&ctx.db)
         .await
         .context("applying migrations")?;
-    let shutdown = CancellationToken::new();
-    let signal = shutdown.clone();
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("stopping: no new jobs; finishing in-flight ones");
-        signal.cancel();
-    });
+    let shutdown = shared::shutdown_on_signals("stopping: no new jobs; finishing in-flight ones");
     worker::run_until_stopped(ctx, shutdown).await
 }
-
-use tokio_util::sync::CancellationToken;

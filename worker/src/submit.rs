@@ -4,7 +4,7 @@
 //! [`Submitter::process`] is the step function (one job, one outcome). [`run`] feeds the same
 //! steps from the stream with bounded concurrency, but claims everything one read brought in
 //! one statement, records `submitted` outcomes and acknowledges entries in batches (see
-//! [`crate::batch`]), and stops reading on shutdown while in-flight submissions finish.
+//! [`shared::batch`]), and stops reading on shutdown while in-flight submissions finish.
 
 use std::collections::HashMap;
 use std::sync::Arc;

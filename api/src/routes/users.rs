@@ -204,7 +204,7 @@ pub struct UpdateUser {
 }
 
 impl UpdateUser {
-    /// At least one field that is not null: [`update`] refuses a change of nothing.
+    /// At least one field that is not null: `PATCH /domains/{domain}/users/{email}` refuses a change of nothing.
     pub fn rules() -> Vec<utoipa::openapi::RefOr<utoipa::openapi::Schema>> {
         use crate::routes::common::rule;
         use utoipa::openapi::schema::Type;

@@ -63,7 +63,7 @@ pub fn accepted_response(
     })
 }
 
-/// Name of the client span around [`insert_message`].
+/// Name of the client span around [`insert_messages`].
 pub const INSERT_SPAN: &str = "insert message";
 
 /// Attributes of that span.
