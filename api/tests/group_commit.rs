@@ -11,20 +11,8 @@ use api::send::accept::{Failure, insert_batch};
 use api::send::request::SendRequest;
 use api::send::store::NewMessage;
 use common::TestApp;
-use deadpool_redis::redis;
 use serde_json::{Value, json};
 use uuid::Uuid;
-
-async fn stream_len(app: &TestApp) -> i64 {
-    let client = redis::Client::open(common::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = shared::jobs::Keys::new(&app.prefix).send_stream();
-    redis::cmd("XLEN")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap()
-}
 
 /// Message `i`'s recipients: every fifth goes only to a suppressed address.
 fn recipients_of(i: usize) -> Vec<String> {
@@ -124,7 +112,7 @@ async fn concurrent_sends_share_statements_but_not_rows() {
         assert_eq!(events, want, "message {i}");
     }
     assert_eq!(
-        stream_len(&app).await,
+        app.stream_len().await,
         pending,
         "one stream entry per message that needs a worker"
     );

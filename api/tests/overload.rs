@@ -13,7 +13,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{TestApp, assert_error};
-use deadpool_redis::redis;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -30,24 +29,6 @@ fn message() -> Value {
 
 async fn send(app: &TestApp, token: &str) -> reqwest::Response {
     app.post_json("/mail/send", token, &message()).await
-}
-
-async fn stored(app: &TestApp) -> i64 {
-    sqlx::query_scalar("select count(*) from messages")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
-}
-
-async fn stream_len(app: &TestApp) -> i64 {
-    let client = redis::Client::open(common::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = shared::jobs::Keys::new(&app.prefix).send_stream();
-    redis::cmd("XLEN")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap()
 }
 
 async fn queue(app: &TestApp, admin: &str) -> Value {
@@ -138,7 +119,7 @@ async fn requests_past_the_in_flight_limit_are_refused_at_once() {
         assert_eq!(w.await.unwrap().unwrap().status(), 202);
     }
     // Only the two that got a slot were stored.
-    assert_eq!(stored(&app).await, 2);
+    assert_eq!(app.stored().await.0, 2);
     assert_eq!(app.get("/tokens/me", Some(&admin)).await.status(), 200);
     assert_eq!(queue(&app, &admin).await["in_flight"], 0);
 }
@@ -178,8 +159,8 @@ async fn sends_are_refused_while_the_backlog_is_over_its_threshold_and_resume_wh
         body["message"].as_str().unwrap().contains("backlog"),
         "{body}"
     );
-    assert_eq!(stored(&app).await, 4, "a refused send stores nothing");
-    assert_eq!(stream_len(&app).await, 4, "a refused send queues nothing");
+    assert_eq!(app.stored().await.0, 4, "a refused send stores nothing");
+    assert_eq!(app.stream_len().await, 4, "a refused send queues nothing");
     // Everything else still answers.
     assert_eq!(app.get("/mail/sent", Some(&admin)).await.status(), 200);
 
@@ -215,7 +196,7 @@ async fn sends_are_refused_while_the_oldest_due_message_waits_too_long() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_error(send(&app, &admin).await, 503, "OVERLOADED").await;
-    assert_eq!(stored(&app).await, 1);
+    assert_eq!(app.stored().await.0, 1);
 
     // A message waiting for a retry that is not due yet is not backlog.
     sqlx::query("update messages set next_attempt_at = now() + interval '1 hour'")

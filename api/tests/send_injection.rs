@@ -9,31 +9,7 @@
 mod common;
 
 use common::{TestApp, assert_error};
-use deadpool_redis::redis;
 use serde_json::{Value, json};
-
-async fn stream_len(app: &TestApp) -> i64 {
-    let client = redis::Client::open(common::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = shared::jobs::Keys::new(&app.prefix).send_stream();
-    redis::cmd("XLEN")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap()
-}
-
-async fn stored(app: &TestApp) -> (i64, i64) {
-    let m: i64 = sqlx::query_scalar("select count(*) from messages")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    let r: i64 = sqlx::query_scalar("select count(*) from recipients")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    (m, r)
-}
 
 fn good() -> Value {
     json!({
@@ -170,8 +146,8 @@ async fn injection_in_any_field_is_refused_and_nothing_is_stored_or_queued() {
         let err = assert_error(resp, 400, code).await;
         assert_eq!(err["field"], field, "{err}");
     }
-    assert_eq!(stored(&app).await, (0, 0));
-    assert_eq!(stream_len(&app).await, 0);
+    assert_eq!(app.stored().await, (0, 0));
+    assert_eq!(app.stream_len().await, 0);
 
     // Encoded-words that decode to ordinary text are fine, and so is a body full of dot lines.
     let fine = with("subject", json!("=?utf-8?q?Gr=C3=BC=C3=9Fe?="));
@@ -267,8 +243,8 @@ async fn every_field_past_its_size_limit_is_refused_and_nothing_is_stored() {
         let err = assert_error(resp, 400, code).await;
         assert_eq!(err["field"], field, "{err}");
     }
-    assert_eq!(stored(&app).await, (0, 0));
-    assert_eq!(stream_len(&app).await, 0);
+    assert_eq!(app.stored().await, (0, 0));
+    assert_eq!(app.stream_len().await, 0);
 }
 
 /// Standard base64 of `n` zero bytes.

@@ -4,31 +4,7 @@
 mod common;
 
 use common::{TestApp, assert_error};
-use deadpool_redis::redis;
 use serde_json::{Value, json};
-
-async fn stream_len(app: &TestApp) -> i64 {
-    let client = redis::Client::open(common::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let key = shared::jobs::Keys::new(&app.prefix).send_stream();
-    redis::cmd("XLEN")
-        .arg(key)
-        .query_async(&mut conn)
-        .await
-        .unwrap()
-}
-
-async fn stored(app: &TestApp) -> (i64, i64) {
-    let m: i64 = sqlx::query_scalar("select count(*) from messages")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    let r: i64 = sqlx::query_scalar("select count(*) from recipients")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
-    (m, r)
-}
 
 fn good() -> Value {
     json!({
@@ -218,14 +194,14 @@ async fn every_validation_rule_refuses_and_stores_nothing() {
         .unwrap();
     assert_error(resp, 400, "INVALID_JSON").await;
 
-    assert_eq!(stored(&app).await, (0, 0), "nothing may be stored");
-    assert_eq!(stream_len(&app).await, 0, "nothing may be queued");
+    assert_eq!(app.stored().await, (0, 0), "nothing may be stored");
+    assert_eq!(app.stream_len().await, 0, "nothing may be queued");
 
     // And the good request goes through: the checks above failed for their own reason.
     let resp = app.post_json("/mail/send", &user, &good()).await;
     assert_eq!(resp.status(), 202);
-    assert_eq!(stored(&app).await, (1, 1));
-    assert_eq!(stream_len(&app).await, 1);
+    assert_eq!(app.stored().await, (1, 1));
+    assert_eq!(app.stream_len().await, 1);
 }
 
 /// What Python's `None` and JavaScript's `null` send for a field left out means "absent", and an
@@ -284,7 +260,7 @@ async fn null_means_absent_and_a_typo_is_named() {
         "VALIDATION_ERROR",
     )
     .await;
-    assert_eq!(stored(&app).await, (1, 1));
+    assert_eq!(app.stored().await, (1, 1));
 }
 
 #[tokio::test]
@@ -365,7 +341,7 @@ async fn idempotency_keys_replay_refuse_and_survive_races() {
         "IDEMPOTENCY_KEY_REUSED",
     )
     .await;
-    assert_eq!(stored(&app).await.0, 1);
+    assert_eq!(app.stored().await.0, 1);
 
     // Ten identical requests at once create one message.
     let racers: Vec<_> = (0..10).map(|_| post("race", good())).collect();
@@ -377,8 +353,8 @@ async fn idempotency_keys_replay_refuse_and_survive_races() {
         ids.insert(v["message_id"].as_str().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 1, "{ids:?}");
-    assert_eq!(stored(&app).await.0, 2);
-    assert_eq!(stream_len(&app).await, 2);
+    assert_eq!(app.stored().await.0, 2);
+    assert_eq!(app.stream_len().await, 2);
 
     // Another token's identical key is its own.
     let admin2 = app.admin_token().await;
@@ -550,7 +526,7 @@ async fn suppressed_recipients_never_reach_the_mta() {
         .unwrap();
     assert_eq!(v["status"], "failed", "{v}");
     assert_eq!(
-        stream_len(&app).await,
+        app.stream_len().await,
         1,
         "the all-suppressed message is not queued"
     );

@@ -38,6 +38,8 @@
 //! 'test(checker_long_form)'`. Both need `deploy/infra-up.sh` and the sourced
 //! /etc/mailapi/mailapi.env, and a build with the feature (deploy/test.sh passes it).
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use sqlx::{Connection, PgPool};
+use common::{env, fresh_database, sink_counts};
+use sqlx::PgPool;
 use tokio::sync::Mutex;
 
 /// Fault steps, in the order the armed worker goes through them (worker/src/fault.rs names).
@@ -92,32 +95,6 @@ struct Plan {
     /// Worker 1's clock runs this many seconds ahead (libfaketime): claims, retries and the
     /// duplicate check must keep working because every deadline is the database's.
     skew_secs: u64,
-}
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run deploy/infra-up.sh and `source /etc/mailapi/mailapi.env`")
-    })
-}
-
-async fn fresh_database() -> (String, PgPool) {
-    let base = env("MAILAPI_DATABASE_URL");
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach Postgres ({e}); run deploy/infra-up.sh"));
-    let name = format!("mailapi_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, rest) = base.rsplit_once('/').unwrap();
-    let url = match rest.split_once('?') {
-        Some((_, query)) => format!("{prefix}/{name}?{query}"),
-        None => format!("{prefix}/{name}"),
-    };
-    let pool = PgPool::connect(&url).await.unwrap();
-    shared::MIGRATOR.run(&pool).await.unwrap();
-    (url, pool)
 }
 
 fn free_port() -> u16 {
@@ -455,31 +432,6 @@ async fn send_one(
     Answer::GaveUp(last)
 }
 
-/// Message-IDs of the sink's files written since `since`, with how often each was received.
-fn sink_counts(dir: &Path, since: SystemTime, domain: &str) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    let needle = format!("@{domain}>");
-    for entry in std::fs::read_dir(dir)
-        .expect("MAILAPI_SINK_DIR readable")
-        .flatten()
-    {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.modified().map(|m| m < since).unwrap_or(true) {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        for line in text.lines() {
-            if line.to_ascii_lowercase().starts_with("message-id:") && line.contains(&needle) {
-                *counts.entry(line[11..].trim().to_owned()).or_default() += 1;
-                break;
-            }
-        }
-    }
-    counts
-}
-
 async fn scalar(db: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .fetch_one(db)
@@ -754,9 +706,8 @@ async fn run(plan: Plan) {
     .fetch_all(&db)
     .await
     .unwrap();
-    let mut counts = HashMap::new();
     while Instant::now() < deadline {
-        counts = sink_counts(&sink_dir, since, &domain);
+        let counts = sink_counts(&sink_dir, since, &domain);
         if stored
             .iter()
             .all(|(_, rfc, _, bounces)| *bounces || counts.contains_key(rfc))
@@ -765,15 +716,10 @@ async fn run(plan: Plan) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // A little longer, so that a second copy on its way is counted too. The sink's files only
+    // ever accumulate, so this read holds everything the earlier ones saw.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let counts = sink_counts(&sink_dir, since, &domain)
-        .into_iter()
-        .chain(counts)
-        .fold(HashMap::new(), |mut m: HashMap<String, usize>, (k, v)| {
-            let e = m.entry(k).or_default();
-            *e = (*e).max(v);
-            m
-        });
+    let counts = sink_counts(&sink_dir, since, &domain);
 
     // The verdict.
     let in_db: HashSet<uuid::Uuid> = stored.iter().map(|(id, ..)| *id).collect();

@@ -3,40 +3,15 @@
 //! once and none may be left pending. Needs `deploy/infra-up.sh` (Postfix submission on 587,
 //! the sink on 2525 writing one file per message into MAILAPI_SINK_DIR).
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime};
 
-use sqlx::{Connection, PgPool};
+use common::{env, fresh_database, sink_counts};
 
 const MESSAGES: usize = 1000;
-
-fn env(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: run deploy/infra-up.sh and `source /etc/mailapi/mailapi.env`")
-    })
-}
-
-async fn fresh_database() -> (String, PgPool) {
-    let base = env("MAILAPI_DATABASE_URL");
-    let mut admin = sqlx::PgConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("cannot reach Postgres ({e}); run deploy/infra-up.sh"));
-    let name = format!("mailapi_test_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (prefix, rest) = base.rsplit_once('/').unwrap();
-    let url = match rest.split_once('?') {
-        Some((_, query)) => format!("{prefix}/{name}?{query}"),
-        None => format!("{prefix}/{name}"),
-    };
-    let pool = PgPool::connect(&url).await.unwrap();
-    shared::MIGRATOR.run(&pool).await.unwrap();
-    (url, pool)
-}
 
 /// A worker process, killed when dropped so that a failing test leaves none behind.
 struct Worker(Child);
@@ -69,32 +44,6 @@ fn spawn_worker(db_url: &str, prefix: &str, n: u32) -> Worker {
             .spawn()
             .expect("start mailapi-worker"),
     )
-}
-
-/// Message-IDs of the sink's files written since `since`, with how often each was received.
-fn sink_counts(dir: &Path, since: SystemTime, domain: &str) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    let needle = format!("@{domain}>");
-    for entry in std::fs::read_dir(dir)
-        .expect("MAILAPI_SINK_DIR readable")
-        .flatten()
-    {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.modified().map(|m| m < since).unwrap_or(true) {
-            continue;
-        }
-        let Ok(text) = std::fs::read_to_string(entry.path()) else {
-            continue;
-        };
-        for line in text.lines() {
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("message-id:") && line.contains(&needle) {
-                *counts.entry(line[11..].trim().to_owned()).or_default() += 1;
-                break;
-            }
-        }
-    }
-    counts
 }
 
 #[tokio::test]

@@ -4,10 +4,13 @@
 //! Each test makes its own database `mailapi_test_<uuid>` from MAILAPI_DATABASE_URL (source
 //! /etc/mailapi/mailapi.env) and its own log file in a temporary directory.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::fresh_database;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 use worker::logtail::{Follower, try_acquire_lease};
@@ -111,34 +114,6 @@ Nov 23 20:17:57 mail postfix/qmgr[23597]: 4jYHLY2P9zz5n8f: from=<>, size=2669, n
 Nov 23 20:17:57 mail postfix/lmtp[24124]: 4jYHLY2P9zz5n8f: to=<bounces@mailapi.test>, relay=mail.mailapi.test[private/dovecot-lmtp], delay=0.01, delays=0/0/0/0, dsn=2.0.0, status=sent (250 2.0.0 <bounces@mailapi.test> aCVyFHWfBGtBXgAAg+zDdQ Saved)
 Nov 23 20:17:57 mail postfix/qmgr[23597]: 4jYHLY2P9zz5n8f: removed
 "#;
-
-fn base_url() -> String {
-    std::env::var("MAILAPI_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "postgres://mailapi:mailapi@127.0.0.1:5432/mailapi".to_owned())
-}
-
-/// A fresh migrated database; returns its URL and a pool.
-async fn fresh_database() -> (String, PgPool) {
-    let base = base_url();
-    let mut admin = PgConnection::connect(&base).await.unwrap_or_else(|e| {
-        panic!("cannot reach Postgres at MAILAPI_DATABASE_URL ({e}); start the stack with `deploy/infra-up.sh` and source /etc/mailapi/mailapi.env")
-    });
-    let name = format!("mailapi_test_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create test database (the role needs CREATEDB)");
-    let (prefix, db) = base.rsplit_once('/').expect("database URL has a path");
-    let query = db.find('?').map_or("", |i| &db[i..]);
-    let url = format!("{prefix}/{name}{query}");
-    let pool = PgPool::connect(&url)
-        .await
-        .expect("connect to test database");
-    shared::MIGRATOR.run(&pool).await.expect("migrations apply");
-    (url, pool)
-}
 
 struct TempDir(PathBuf);
 

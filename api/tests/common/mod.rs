@@ -204,6 +204,26 @@ impl TestApp {
         self.url(&format!("/api/v1{path}"))
     }
 
+    /// Rows in `messages` and `recipients`: what a refused request must not have added.
+    pub async fn stored(&self) -> (i64, i64) {
+        sqlx::query_as("select (select count(*) from messages), (select count(*) from recipients)")
+            .fetch_one(&self.db)
+            .await
+            .unwrap()
+    }
+
+    /// Entries in this app's (unsharded) send stream: what a refused request must not queue.
+    pub async fn stream_len(&self) -> i64 {
+        let client = deadpool_redis::redis::Client::open(redis_url()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let key = shared::jobs::Keys::new(&self.prefix).send_stream();
+        deadpool_redis::redis::cmd("XLEN")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    }
+
     pub async fn admin_token(&self) -> String {
         let (secret, _) =
             api::tokens::create_token(&self.db, TokenType::Admin, None, "test admin", None)
