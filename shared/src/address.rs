@@ -139,9 +139,28 @@ impl fmt::Display for DomainName {
 /// A bare address `local@domain`, lowercased. Only dot-atom local parts are accepted (no quoted
 /// strings, no comments): every real sender and mailbox fits, and nothing else can reach the
 /// SMTP envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
+///
+/// Stored messages keep their addresses as text (`messages.payload`); reading one back parses
+/// it again, so a value of this type is valid wherever it came from.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct EmailAddress(String);
+
+impl TryFrom<String> for EmailAddress {
+    type Error = AddressError;
+
+    fn try_from(raw: String) -> Result<Self, AddressError> {
+        EmailAddress::parse(&raw)
+    }
+}
+
+impl From<EmailAddress> for String {
+    fn from(a: EmailAddress) -> String {
+        a.0
+    }
+}
 
 const ATEXT_SPECIALS: &[u8] = b"!#$%&'*+-/=?^_`{|}~";
 
@@ -194,11 +213,16 @@ impl fmt::Display for EmailAddress {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NamedAddress {
     pub name: Option<String>,
-    pub email: String,
+    pub email: EmailAddress,
 }
 
 impl NamedAddress {
-    pub fn parse(raw: &str) -> Result<(Option<String>, EmailAddress), AddressError> {
+    pub fn parse(raw: &str) -> Result<NamedAddress, AddressError> {
+        let (name, email) = Self::split(raw)?;
+        Ok(NamedAddress { name, email })
+    }
+
+    fn split(raw: &str) -> Result<(Option<String>, EmailAddress), AddressError> {
         if has_control_chars_decoded(raw) {
             return Err(AddressError::ControlCharacter);
         }
@@ -218,6 +242,34 @@ impl NamedAddress {
         }
     }
 }
+
+/// Binding a parsed address or domain binds its text. (Reading one back goes through `parse`:
+/// there is no `Decode`, so a value of these types never skips the rules.)
+macro_rules! bind_as_text {
+    ($t:ty) => {
+        impl sqlx::Type<sqlx::Postgres> for $t {
+            fn type_info() -> sqlx::postgres::PgTypeInfo {
+                <&str as sqlx::Type<sqlx::Postgres>>::type_info()
+            }
+
+            fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+                <&str as sqlx::Type<sqlx::Postgres>>::compatible(ty)
+            }
+        }
+
+        impl sqlx::Encode<'_, sqlx::Postgres> for $t {
+            fn encode_by_ref(
+                &self,
+                buf: &mut sqlx::postgres::PgArgumentBuffer,
+            ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+                <&str as sqlx::Encode<sqlx::Postgres>>::encode(self.as_str(), buf)
+            }
+        }
+    };
+}
+
+bind_as_text!(EmailAddress);
+bind_as_text!(DomainName);
 
 #[cfg(test)]
 mod tests {
@@ -290,12 +342,20 @@ mod tests {
 
     #[test]
     fn named_addresses() {
-        let (name, email) = NamedAddress::parse("Jöhn Doe <john@example.com>").unwrap();
+        let NamedAddress { name, email } =
+            NamedAddress::parse("Jöhn Doe <john@example.com>").unwrap();
         assert_eq!(name.as_deref(), Some("Jöhn Doe"));
         assert_eq!(email.as_str(), "john@example.com");
-        let (name, _) = NamedAddress::parse("\"Doe, John\" <john@example.com>").unwrap();
+        let name = NamedAddress::parse("\"Doe, John\" <john@example.com>")
+            .unwrap()
+            .name;
         assert_eq!(name.as_deref(), Some("Doe, John"));
         assert!(NamedAddress::parse("Evil\r\nBcc: x@y.test <john@example.com>").is_err());
-        assert!(NamedAddress::parse("john@example.com").unwrap().0.is_none());
+        assert!(
+            NamedAddress::parse("john@example.com")
+                .unwrap()
+                .name
+                .is_none()
+        );
     }
 }

@@ -63,3 +63,66 @@ fn migration_turn_key() -> i64 {
     key.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(key)
 }
+
+/// What a database error means for the caller: the one classification both services use (the
+/// API's 503 or 500, the worker's retry or give-up). Decided by error variant and SQLSTATE,
+/// never by message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFailure {
+    /// Postgres could not be reached, or is shutting down or out of resources: retry later.
+    Unreachable,
+    /// Lost a race with another transaction (serialization failure, deadlock): retry now.
+    Conflict,
+    /// The statement was refused for its data (a constraint or a bad value): retrying the same
+    /// statement fails the same way.
+    Refused,
+    /// Anything else (a bug, a row that does not decode).
+    Other,
+}
+
+impl DbFailure {
+    /// Whether the same statement, tried again later, can succeed.
+    pub fn is_transient(self) -> bool {
+        matches!(self, DbFailure::Unreachable | DbFailure::Conflict)
+    }
+}
+
+/// Sorts a database error; see [`DbFailure`].
+pub fn classify(e: &sqlx::Error) -> DbFailure {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_) => DbFailure::Unreachable,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("40001" | "40P01") => DbFailure::Conflict,
+            // Class 08: connection exception; 57P0x: the server is shutting down or
+            // restarting; class 53: insufficient resources (too many connections, disk full).
+            Some(code) if code.starts_with("08") || code.starts_with("57P0") => {
+                DbFailure::Unreachable
+            }
+            Some(code) if code.starts_with("53") => DbFailure::Unreachable,
+            // Class 23: integrity constraint violation; class 22: data exception.
+            Some(code) if code.starts_with("23") || code.starts_with("22") => DbFailure::Refused,
+            _ => DbFailure::Other,
+        },
+        _ => DbFailure::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_told_from_a_refused_statement() {
+        assert_eq!(classify(&sqlx::Error::PoolTimedOut), DbFailure::Unreachable);
+        assert_eq!(classify(&sqlx::Error::PoolClosed), DbFailure::Unreachable);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(classify(&sqlx::Error::Io(io)), DbFailure::Unreachable);
+        assert_eq!(classify(&sqlx::Error::RowNotFound), DbFailure::Other);
+        assert!(DbFailure::Unreachable.is_transient());
+        assert!(DbFailure::Conflict.is_transient());
+        assert!(!DbFailure::Refused.is_transient());
+    }
+}

@@ -15,31 +15,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-/// A status a recipient can be moved to (`pending` is only ever the initial one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RecipientStatus {
-    Sent,
-    Deferred,
-    Bounced,
-    Failed,
-    Suppressed,
-}
-
-impl RecipientStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::Deferred => "deferred",
-            Self::Bounced => "bounced",
-            Self::Failed => "failed",
-            Self::Suppressed => "suppressed",
-        }
-    }
-
-    pub fn is_final(self) -> bool {
-        !matches!(self, Self::Deferred)
-    }
-}
+pub use crate::status::RecipientStatus;
 
 /// Who observed a change; stored in `delivery_events.source`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,12 +51,14 @@ pub struct RecipientChange {
     pub evidence: Option<String>,
 }
 
-/// Whether a recipient now in `current` (as stored: `pending`, `deferred`, ...) takes `new`.
-pub fn transition_allowed(current: &str, new: RecipientStatus) -> bool {
-    let open = matches!(current, "pending" | "deferred");
+/// Whether a recipient now in `current` takes `new`. Nothing moves a recipient back to
+/// `pending`: that is only ever the initial status.
+pub fn transition_allowed(current: RecipientStatus, new: RecipientStatus) -> bool {
+    let open = current.is_open();
     match new {
+        RecipientStatus::Pending => false,
         RecipientStatus::Deferred => open,
-        RecipientStatus::Bounced => open || current == "sent",
+        RecipientStatus::Bounced => open || current == RecipientStatus::Sent,
         RecipientStatus::Sent | RecipientStatus::Failed | RecipientStatus::Suppressed => open,
     }
 }
@@ -96,7 +74,7 @@ struct CurrentRow {
     id: i64,
     message_id: Uuid,
     email: String,
-    status: String,
+    status: RecipientStatus,
     dsn_code: Option<String>,
     smtp_response: Option<String>,
     delivered_at: Option<DateTime<Utc>>,
@@ -158,11 +136,11 @@ pub async fn apply_recipient_statuses(
             applied.push(false);
             continue;
         };
-        if !transition_allowed(&row.status, c.status) {
+        if !transition_allowed(row.status, c.status) {
             applied.push(false);
             continue;
         }
-        row.status = c.status.as_str().to_owned();
+        row.status = c.status;
         if c.dsn_code.is_some() {
             row.dsn_code.clone_from(&c.dsn_code);
         }
@@ -203,7 +181,7 @@ pub async fn apply_recipient_statuses(
     for id in &touched {
         if let Some(r) = current.get(id) {
             u_id.push(r.id);
-            u_status.push(r.status.clone());
+            u_status.push(r.status.as_str());
             u_dsn.push(r.dsn_code.clone());
             u_resp.push(r.smtp_response.clone());
             u_at.push(r.delivered_at);
@@ -384,37 +362,4 @@ pub async fn rollup_messages(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deferred_never_overwrites_a_final_status() {
-        for done in ["sent", "bounced", "failed", "suppressed"] {
-            assert!(
-                !transition_allowed(done, RecipientStatus::Deferred),
-                "{done}"
-            );
-        }
-        assert!(transition_allowed("pending", RecipientStatus::Deferred));
-        assert!(transition_allowed("deferred", RecipientStatus::Deferred));
-    }
-
-    #[test]
-    fn a_final_status_is_taken_once() {
-        assert!(transition_allowed("deferred", RecipientStatus::Sent));
-        assert!(!transition_allowed("sent", RecipientStatus::Sent));
-        assert!(!transition_allowed("bounced", RecipientStatus::Bounced));
-        assert!(!transition_allowed("failed", RecipientStatus::Bounced));
-        assert!(!transition_allowed("bounced", RecipientStatus::Sent));
-        // A remote MTA may accept and bounce later.
-        assert!(transition_allowed("sent", RecipientStatus::Bounced));
-    }
-
-    #[test]
-    fn only_permanent_failures_suppress() {
-        assert!(is_hard_bounce(RecipientStatus::Bounced, Some("5.1.1")));
-        assert!(!is_hard_bounce(RecipientStatus::Failed, Some("4.2.0")));
-        assert!(!is_hard_bounce(RecipientStatus::Sent, Some("5.1.1")));
-        assert!(!is_hard_bounce(RecipientStatus::Bounced, None));
-    }
-}
+mod tests;

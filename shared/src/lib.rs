@@ -1,17 +1,19 @@
 //! Code both services share: configuration, domain types, database access, job types, telemetry.
 //!
 //! Layout: [`config`] loads and validates settings from defaults and `MAILAPI_*` variables;
-//! [`batch`] group-commits hot writes; [`address`] holds the parsed e-mail and domain types; [`token`] mints, parses and hashes API
+//! [`batch`] group-commits hot writes and [`cache`] keeps what is read often for a while; [`address`] holds the parsed e-mail and domain types and
+//! [`status`] the message and recipient statuses; [`token`] mints, parses and hashes API
 //! tokens; [`password`] makes the password hashes Dovecot verifies; [`outgoing`] is the stored form
 //! of an accepted message and builds its MIME; [`dkim`] reads and writes DKIM keys' stored and
 //! published forms; [`jobs`] names the Redis stream and its entries;
 //! [`redis`] connects to one Redis server, a Sentinel-watched master or a Cluster alike;
-//! [`db`] connects and migrates Postgres; [`telemetry`] sets up logging and the OpenTelemetry
+//! [`db`] connects and migrates Postgres and sorts its errors; [`telemetry`] sets up logging and the OpenTelemetry
 //! tracer; [`metrics`] names every Prometheus series and holds the registry; [`notify`] names
 //! the Postgres `NOTIFY` channels; [`net`] parses the CIDR ranges of trusted proxies.
 
 pub mod address;
 pub mod batch;
+pub mod cache;
 pub mod config;
 pub mod db;
 pub mod delivery;
@@ -23,6 +25,7 @@ pub mod notify;
 pub mod outgoing;
 pub mod password;
 pub mod redis;
+pub mod status;
 pub mod telemetry;
 pub mod token;
 

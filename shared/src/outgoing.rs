@@ -64,8 +64,9 @@ pub enum BuildError {
 fn mailbox(a: &NamedAddress) -> Result<Mailbox, BuildError> {
     let address: Address = a
         .email
+        .as_str()
         .parse()
-        .map_err(|_| BuildError::Address(a.email.clone()))?;
+        .map_err(|_| BuildError::Address(a.email.to_string()))?;
     Ok(Mailbox::new(a.name.clone(), address))
 }
 
@@ -90,13 +91,14 @@ impl OutgoingMessage {
             .map_err(|_| BuildError::Address(return_path.to_owned()))?;
         let mut rcpts = Vec::new();
         for (_, r) in self.recipients() {
-            if only.is_some_and(|keep| !keep.iter().any(|k| k == &r.email)) {
+            if only.is_some_and(|keep| !keep.iter().any(|k| k == r.email.as_str())) {
                 continue;
             }
             rcpts.push(
                 r.email
+                    .as_str()
                     .parse()
-                    .map_err(|_| BuildError::Address(r.email.clone()))?,
+                    .map_err(|_| BuildError::Address(r.email.to_string()))?,
             );
         }
         Envelope::new(Some(from), rcpts).map_err(BuildError::Build)
@@ -125,7 +127,7 @@ impl OutgoingMessage {
         }
         // The envelope is set explicitly so that a message with only Bcc recipients builds, and so
         // that Bcc never reaches a header.
-        b = b.envelope(self.envelope(&self.from.email, None)?);
+        b = b.envelope(self.envelope(self.from.email.as_str(), None)?);
 
         let content = match (&self.text, &self.html) {
             (Some(t), Some(h)) => {
@@ -174,7 +176,7 @@ mod tests {
     fn addr(e: &str) -> NamedAddress {
         NamedAddress {
             name: None,
-            email: e.to_owned(),
+            email: crate::address::EmailAddress::parse(e).unwrap(),
         }
     }
 
@@ -182,7 +184,7 @@ mod tests {
         OutgoingMessage {
             from: NamedAddress {
                 name: Some("Sënder".into()),
-                email: "s@a.test".into(),
+                email: crate::address::EmailAddress::parse("s@a.test").unwrap(),
             },
             to: vec![addr("t@b.test")],
             cc: vec![addr("c@b.test")],

@@ -45,16 +45,10 @@ fn measure(name: &str, n: u32, mut f: impl FnMut() -> usize) -> Duration {
 
 /// A 2 KB message like the load benchmark's: one recipient, a text body of ~1,900 bytes.
 fn message() -> OutgoingMessage {
-    let addr = |e: &str| NamedAddress {
-        name: None,
-        email: e.to_owned(),
-    };
+    let addr = |e: &str| NamedAddress::parse(e).expect("a valid address");
     let line = "The quick brown fox jumps over the lazy dog, and then over it again.\n";
     OutgoingMessage {
-        from: NamedAddress {
-            name: Some("Bench Sender".into()),
-            email: "bench@bench.test".into(),
-        },
+        from: NamedAddress::parse("Bench Sender <bench@bench.test>").expect("a valid address"),
         to: vec![addr("r@sink-ok.test")],
         cc: Vec::new(),
         bcc: Vec::new(),

@@ -70,11 +70,11 @@ async fn sigkilled_workers_lose_nothing_and_send_nothing_twice() {
         let msg = shared::outgoing::OutgoingMessage {
             from: shared::address::NamedAddress {
                 name: None,
-                email: format!("s@{domain}"),
+                email: shared::address::EmailAddress::parse(&format!("s@{domain}")).unwrap(),
             },
             to: vec![shared::address::NamedAddress {
                 name: None,
-                email: format!("r{i}@sink-ok.test"),
+                email: shared::address::EmailAddress::parse(&format!("r{i}@sink-ok.test")).unwrap(),
             }],
             cc: vec![],
             bcc: vec![],
