@@ -1,4 +1,5 @@
-//! Token authentication. Every `/api/v1` route except signup passes through [`authenticate`]:
+//! Token authentication. Every `/api/v1` route except signup passes through
+//! [`middleware::authenticate`]:
 //! it resolves `X-MAILAPI-TOKEN` to a [`Principal`], applies the rate limit, and records use.
 //!
 //! Lookups are cached per process for `token_cache_ttl` (2 s by default), which bounds how long a
@@ -6,23 +7,20 @@
 //! written in one batch every few seconds instead of once per request.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::HeaderValue;
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::Response;
 use chrono::{DateTime, Utc};
+use shared::cache::TtlCache;
 use shared::token::TokenSecret;
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
-use tokio_util::sync::CancellationToken;
 
-use crate::client_ip::ClientIp;
 use crate::error::ApiError;
-use crate::state::AppState;
+
+pub mod middleware;
 
 pub const TOKEN_HEADER: &str = "x-mailapi-token";
 
@@ -156,15 +154,9 @@ pub async fn load_principal(
     }))
 }
 
-struct Cached {
-    principal: Option<Arc<Principal>>,
-    fetched: Instant,
-}
-
 /// Per-process cache of token lookups (hits and misses) plus pending `last_used_at` writes.
 pub struct TokenCache {
-    ttl: Duration,
-    entries: RwLock<HashMap<[u8; 32], Cached>>,
+    entries: TtlCache<[u8; 32], Option<Arc<Principal>>>,
     last_used: Mutex<HashMap<i64, DateTime<Utc>>>,
 }
 
@@ -174,8 +166,7 @@ const MAX_CACHED: usize = 100_000;
 impl TokenCache {
     pub fn new(ttl: Duration) -> Self {
         Self {
-            ttl,
-            entries: RwLock::new(HashMap::new()),
+            entries: TtlCache::new(ttl, MAX_CACHED),
             last_used: Mutex::new(HashMap::new()),
         }
     }
@@ -186,36 +177,18 @@ impl TokenCache {
         secret: &TokenSecret,
     ) -> Result<Option<Arc<Principal>>, ApiError> {
         let hash = secret.hash();
-        if let Some(c) = self
-            .entries
-            .read()
-            .expect("token cache poisoned")
-            .get(&hash)
-            && c.fetched.elapsed() < self.ttl
-        {
-            return Ok(c.principal.clone());
+        if let Some(principal) = self.entries.get(&hash) {
+            return Ok(principal);
         }
         let principal = load_principal(db, &hash).await?.map(Arc::new);
-        let mut entries = self.entries.write().expect("token cache poisoned");
-        if entries.len() >= MAX_CACHED {
-            entries.clear();
-        }
-        entries.insert(
-            hash,
-            Cached {
-                principal: principal.clone(),
-                fetched: Instant::now(),
-            },
-        );
+        self.entries.insert(hash, principal.clone());
         Ok(principal)
     }
 
     /// Drops a token from this process's cache at once (the process that revoked it).
     pub fn forget(&self, token_id: i64) {
         self.entries
-            .write()
-            .expect("token cache poisoned")
-            .retain(|_, c| c.principal.as_ref().is_none_or(|p| p.token_id != token_id));
+            .remove_where(|p| p.as_ref().is_some_and(|p| p.token_id == token_id));
     }
 
     fn touch(&self, token_id: i64, at: DateTime<Utc>) {
@@ -256,85 +229,6 @@ impl TokenCache {
         .await?;
         Ok(())
     }
-}
-
-/// Background task: flush `last_used_at` every few seconds, and once more at shutdown.
-pub async fn run_last_used_flusher(state: AppState, shutdown: CancellationToken) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => {
-                let _ = state.tokens.flush_last_used(&state.db).await;
-                return;
-            }
-        }
-        if let Err(e) = state.tokens.flush_last_used(&state.db).await {
-            tracing::warn!(error = %e, "could not record token last_used_at");
-        }
-    }
-}
-
-/// The principal of the request's token: `NO_API_TOKEN` without one, `INVALID_TOKEN` for one
-/// that is malformed or unknown.
-async fn principal_of(
-    state: &AppState,
-    headers: &axum::http::HeaderMap,
-) -> Result<Arc<Principal>, ApiError> {
-    let raw = headers.get(TOKEN_HEADER).ok_or(ApiError::NoApiToken)?;
-    let raw = raw.to_str().map_err(|_| ApiError::InvalidToken)?.trim();
-    if raw.is_empty() {
-        return Err(ApiError::NoApiToken);
-    }
-    let secret = TokenSecret::parse(raw).ok_or(ApiError::InvalidToken)?;
-    state
-        .tokens
-        .resolve(&state.db, &secret)
-        .await?
-        .ok_or(ApiError::InvalidToken)
-}
-
-/// Middleware for every authenticated route.
-pub async fn authenticate(
-    State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    // An address that guessed too often is refused before its token is even looked up
-    // (crate::auth_failures); a malformed or unknown token counts as one more guess.
-    let client = req.extensions().get::<ClientIp>().map(|c| c.0);
-    if let Some(ip) = client {
-        state.auth_failures.check(ip)?;
-    }
-    let principal = match principal_of(&state, req.headers()).await {
-        Ok(p) => p,
-        Err(e @ ApiError::InvalidToken) => {
-            return Err(match client {
-                Some(ip) => state.auth_failures.failed(ip, e).await,
-                None => e,
-            });
-        }
-        Err(e) => return Err(e),
-    };
-    let now = Utc::now();
-    if !principal.is_active || principal.expires_at.is_some_and(|e| e <= now) {
-        return Err(ApiError::TokenExpired);
-    }
-
-    let decision = state.rate_limiter.check(principal.token_id).await?;
-    state.tokens.touch(principal.token_id, now);
-    let token_id = principal.token_id;
-    req.extensions_mut().insert(principal);
-    let mut response = next.run(req).await;
-    // For the request log line, written outside this middleware (routes::metrics::track).
-    response.extensions_mut().insert(TokenId(token_id));
-    let h = response.headers_mut();
-    for (name, value) in decision.headers() {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.insert(name, v);
-        }
-    }
-    Ok(response)
 }
 
 /// The id (never the secret) of the token that made a request, on its response.

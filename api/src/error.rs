@@ -5,7 +5,29 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::routes::common::ErrorBody;
+use serde::Serialize;
+use shared::db::DbFailure;
+use utoipa::ToSchema;
+
+/// Every error: `success` is false, `error` a stable code, `message` for humans; `field` names
+/// the offending input of a 400 when there is one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always `false`.
+    pub success: bool,
+    /// A stable code such as `VALIDATION_ERROR` or `MAILBOX_NOT_FOUND`.
+    #[schema(pattern = "^[A-Z][A-Z0-9_]*$", example = "VALIDATION_ERROR")]
+    pub error: &'static str,
+    pub message: String,
+    /// The offending input (`to[1]`, `limit`...), on a 400 that has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub field: Option<String>,
+    /// On `SEND_FAILED`: the stored message the mail server refused (its status is `failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub message_id: Option<uuid::Uuid>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -151,13 +173,12 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
+        match shared::db::classify(&e) {
             // The database cannot be reached: the client should retry, and nothing was accepted.
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolClosed => ApiError::Unavailable(e.into()),
-            other => ApiError::Internal(other.into()),
+            DbFailure::Unreachable => ApiError::Unavailable(e.into()),
+            DbFailure::Conflict | DbFailure::Refused | DbFailure::Other => {
+                ApiError::Internal(e.into())
+            }
         }
     }
 }

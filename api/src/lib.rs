@@ -81,6 +81,7 @@ pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
         },
         tracer.clone(),
         settings.accept_batch_in_flight,
+        settings.limits.idempotency_ttl,
     );
     let state_limits = settings.server.clone();
     let notifications = notify::Notifications::new(
@@ -114,8 +115,20 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let state = build_state(settings).await?;
     let tracer = state.tracer.clone();
-    let flusher = tokio::spawn(auth::run_last_used_flusher(state.clone(), shutdown.clone()));
-    let housekeeping = tokio::spawn(ratelimit::housekeeping(state.clone()));
+    let flusher = tokio::spawn(auth::middleware::run_last_used_flusher(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let housekeeping = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.rate_limiter.forget_idle();
+            }
+        }
+    });
     // Requests held by `Prefer: wait` answer at once when shutdown starts, so the drain below
     // is not held up by them.
     let notifications = state.notifications.clone();
@@ -124,7 +137,7 @@ pub async fn run(
         closing.cancelled().await;
         notifications.close();
     });
-    let sampler = tokio::spawn(overload::run_sampler(state.clone()));
+    let sampler = tokio::spawn(overload::middleware::run_sampler(state.clone()));
     let limits = state.settings.server.clone();
     let app = routes::router(state);
     tracing::info!(addr = %listener.local_addr()?, "mailapi-api listening");

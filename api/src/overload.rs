@@ -15,14 +15,10 @@
 //! (`Keys::drained`). The answer says when the backlog should be back under its threshold.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use deadpool_redis::redis;
 use shared::config::ServerLimits;
@@ -30,8 +26,7 @@ use shared::jobs::Keys;
 use shared::redis::RedisConn;
 use sqlx::PgPool;
 
-use crate::error::ApiError;
-use crate::state::AppState;
+pub mod middleware;
 
 /// The most due messages one sample counts; a larger backlog is reported as this many (and
 /// `capped`). Counting walks an index, so the cap bounds the sample's cost.
@@ -41,7 +36,7 @@ pub const BACKLOG_COUNT_CAP: i64 = 1_000_000;
 const DRAIN_WINDOW: Duration = Duration::from_secs(10);
 
 /// `Retry-After` bounds, in seconds.
-const MIN_RETRY_AFTER: u64 = 1;
+pub const MIN_RETRY_AFTER: u64 = 1;
 const MAX_RETRY_AFTER: u64 = 300;
 /// `Retry-After` while nothing is draining (no worker, or the rate is not known yet).
 const RETRY_AFTER_NO_DRAIN: u64 = 30;
@@ -264,68 +259,6 @@ pub fn verdict(limits: &ServerLimits, sample: &Sample) -> Option<Shed> {
         ],
         retry_after_secs: wait.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER),
     })
-}
-
-/// Measures every `sample_every` until the process stops. A failed measurement keeps the last
-/// one, which goes stale (and stops shedding) after `STALE_AFTER` (10 s).
-pub async fn run_sampler(state: AppState) {
-    let mut tick = tokio::time::interval(state.overload.limits.sample_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = state
-            .overload
-            .measure(&state.db, &state.redis, &state.keys)
-            .await
-        {
-            tracing::debug!(error = format!("{e:#}"), "could not measure the backlog");
-        }
-    }
-}
-
-/// Middleware: counts requests under `/api/v1` and refuses the one past the limit.
-pub async fn limit_in_flight(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    if !path.starts_with("/api/v1/") || path == "/api/v1/queue" {
-        return next.run(req).await;
-    }
-    let overload = &state.overload;
-    let before = overload.in_flight.fetch_add(1, Ordering::AcqRel);
-    let _guard = InFlight(Arc::clone(&state.inner));
-    if before >= overload.limits.max_in_flight {
-        metrics::counter!(shared::metrics::SHED, "reason" => ShedReason::InFlight.as_str())
-            .increment(1);
-        return ApiError::Overloaded {
-            reason: ShedReason::InFlight.as_str(),
-            retry_after_secs: MIN_RETRY_AFTER,
-        }
-        .into_response();
-    }
-    next.run(req).await
-}
-
-/// Gives the slot back however the request ends (answered, failed, or its client gone).
-struct InFlight(Arc<crate::state::Inner>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.overload.in_flight.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// Refuses a send while the backlog is over its thresholds.
-pub fn check_send(state: &AppState) -> Result<(), ApiError> {
-    match state.overload.shed_send() {
-        None => Ok(()),
-        Some(shed) => {
-            let reason = shed.first_reason().unwrap_or(ShedReason::Backlog).as_str();
-            metrics::counter!(shared::metrics::SHED, "reason" => reason).increment(1);
-            Err(ApiError::Overloaded {
-                reason,
-                retry_after_secs: shed.retry_after_secs,
-            })
-        }
-    }
 }
 
 #[cfg(test)]

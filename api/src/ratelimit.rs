@@ -17,7 +17,6 @@ use deadpool_redis::redis::{self, Script};
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use shared::jobs::Keys;
 use shared::redis::RedisConn;
 
@@ -85,6 +84,11 @@ impl Decision {
 }
 
 impl RateLimiter {
+    /// Forgets idle keys in the local fallback limiter (called every minute).
+    pub fn forget_idle(&self) {
+        self.fallback.retain_recent();
+    }
+
     pub fn new(per_minute: u32, per_hour: u32, keys: Keys, redis: RedisConn) -> Self {
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
         Self {
@@ -159,13 +163,4 @@ impl RateLimiter {
 
 fn ms_to_secs(ms: i64) -> u64 {
     (ms.max(0) as u64).div_ceil(1000)
-}
-
-/// Forgets idle keys in the local fallback limiter now and then.
-pub async fn housekeeping(state: AppState) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-    loop {
-        tick.tick().await;
-        state.rate_limiter.fallback.retain_recent();
-    }
 }

@@ -229,7 +229,7 @@ async fn a_duplicate_domain_is_409_and_the_fourth_attempt_in_an_hour_429() {
     assert_eq!(signup(&app, &form("other.test")).await.status(), 201);
     assert_eq!(count(&app, "select count(*) from mailboxes").await, 2);
     // The server's own bounce domain is never up for signup.
-    let bounce = app.settings.bounce_domain.clone();
+    let bounce = app.settings.bounce_domain.to_string();
     assert_error(signup(&app, &form(&bounce)).await, 409, "DOMAIN_EXISTS").await;
 }
 

@@ -141,7 +141,7 @@ async fn published_dkim(
 
 struct Worker {
     stop: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<worker::Result<()>>,
 }
 
 impl Worker {

@@ -161,13 +161,19 @@ async fn a_message_postgres_refuses_fails_alone() {
     let c = new_message(token_id, "c@example.net");
     let results = insert_batch(&app.db, &[&a, &bad, &c]).await;
     assert_eq!(results.len(), 3);
-    assert_eq!(results[0].as_deref().ok(), Some("pending"));
+    assert_eq!(
+        results[0].as_ref().ok().map(|s| s.as_str()),
+        Some("pending")
+    );
     assert!(
         matches!(&results[1], Err(Failure::Internal(e)) if e.contains("foreign key")),
         "{:?}",
         results[1]
     );
-    assert_eq!(results[2].as_deref().ok(), Some("pending"));
+    assert_eq!(
+        results[2].as_ref().ok().map(|s| s.as_str()),
+        Some("pending")
+    );
     let ids: HashSet<Uuid> = sqlx::query_scalar("select id from messages")
         .fetch_all(&app.db)
         .await

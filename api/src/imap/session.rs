@@ -165,8 +165,15 @@ impl MailSession {
             imap_call!(self, "EXAMINE", self.inner.examine(name))
         };
         let mailbox = match r {
-            Err(ImapError::Refused { detail, .. }) if is_nonexistent(&detail) => {
-                return Err(ImapError::NoSuchFolder(folder.as_str().to_owned()));
+            Err(ImapError::Refused { what, detail }) => {
+                // Dovecot says why (`[NONEXISTENT]`, `[CANNOT]` for a name that cannot be a
+                // folder), but the parser under async-imap drops those codes. So ask LIST, a
+                // structured answer, instead of reading the words after them.
+                return Err(if self.is_listed(folder).await? {
+                    ImapError::Refused { what, detail }
+                } else {
+                    ImapError::NoSuchFolder(folder.as_str().to_owned())
+                });
             }
             other => other?,
         };
@@ -177,6 +184,25 @@ impl MailSession {
         });
         self.absorb_unsolicited();
         Ok(mailbox)
+    }
+
+    /// Whether `LIST "" <folder>` names exactly this folder (a `*` or `%` in it is a wildcard,
+    /// so only an exact match counts). A name the server refuses to list is no folder. The
+    /// pattern goes out quoted by us: async-imap sends it as it is given, so an unquoted `{5}`
+    /// would be read as a literal and leave the server waiting for five bytes.
+    async fn is_listed(&mut self, folder: &FolderName) -> Result<bool, ImapError> {
+        let (pattern, name) = (folder.quoted(), folder.encoded());
+        let listed = imap_call!(self, "LIST", async {
+            let names = self.inner.list(Some(""), Some(pattern)).await?;
+            names.try_collect::<Vec<_>>().await
+        });
+        self.absorb_unsolicited();
+        match listed {
+            Ok(names) => Ok(names.iter().any(|n| n.name() == name)),
+            // A name LIST refuses (`..`, `/x`) is no folder either.
+            Err(ImapError::Refused { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// `FETCH`/`UID FETCH` of `set` with `items`, collected.
@@ -269,18 +295,6 @@ impl MailSession {
     pub(crate) fn forget_selection(&mut self) {
         self.selected = None;
     }
-}
-
-/// Whether a tagged NO to SELECT/EXAMINE means "no such folder" (Dovecot: `[NONEXISTENT]
-/// Mailbox doesn't exist`), or "that cannot be a folder name" (`[CANNOT] Invalid mailbox name`,
-/// for `..`, `/x`, `a//b`...); imap-proto does not parse those codes, so the text decides.
-fn is_nonexistent(detail: &str) -> bool {
-    let d = detail.to_ascii_lowercase();
-    d.contains("nonexistent")
-        || d.contains("doesn't exist")
-        || d.contains("does not exist")
-        || d.contains("[cannot]")
-        || d.contains("invalid mailbox name")
 }
 
 /// Collects `* SEARCH` numbers up to the tagged reply, and fails unless that reply is OK. The

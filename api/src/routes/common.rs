@@ -1,34 +1,21 @@
 //! What the resources' handlers share: the error body every failure renders, the page parameters
-//! of every list, and the statuses several answers report. Each type here both produces the JSON
-//! clients see and describes it in the OpenAPI document, so the two cannot disagree.
+//! of every list, the statuses several answers report, the parsers of path values (a domain),
+//! and in [`input`] what a mailbox is made of. Each type here both produces the JSON clients see
+//! and describes it in the OpenAPI document, so the two cannot disagree.
 //!
-//! Kept apart from `routes::docs` on purpose: handlers and the document's root both import from
-//! here, and neither needs the other.
+//! Kept apart from `routes::docs` and from every handler on purpose: handlers and the document's
+//! root import from here, this imports none of them, and no handler imports another.
 
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use shared::address::DomainName;
+use utoipa::IntoParams;
 
 use crate::error::{ApiError, ApiResult};
 
-/// Every error: `success` is false, `error` a stable code, `message` for humans; `field` names
-/// the offending input of a 400 when there is one.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Always `false`.
-    pub success: bool,
-    /// A stable code such as `VALIDATION_ERROR` or `MAILBOX_NOT_FOUND`.
-    #[schema(pattern = "^[A-Z][A-Z0-9_]*$", example = "VALIDATION_ERROR")]
-    pub error: &'static str,
-    pub message: String,
-    /// The offending input (`to[1]`, `limit`...), on a 400 that has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub field: Option<String>,
-    /// On `SEND_FAILED`: the stored message the mail server refused (its status is `failed`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
-    pub message_id: Option<uuid::Uuid>,
-}
+/// Every failure's body; defined with the one place that renders it.
+pub use crate::error::ErrorBody;
+
+pub mod input;
 
 /// `limit` when the request has none.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -105,50 +92,12 @@ fn whole_number(raw: &str, param: &str) -> ApiResult<Whole> {
     })
 }
 
-/// A sent message's status (the spec's "Status Values").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum MessageStatus {
-    /// Created, not yet handed to the mail server.
-    Pending,
-    /// Handed to the mail server, which gave it a queue id.
-    Submitted,
-    /// Every recipient delivered.
-    Sent,
-    /// Some recipients delivered, some failed.
-    Partial,
-    /// Every recipient failed.
-    Bounced,
-    /// Submission failed (or every recipient is suppressed).
-    Failed,
-}
+/// The statuses answers report, defined once for both services.
+pub use shared::status::{MessageStatus, RecipientStatus};
 
-impl MessageStatus {
-    /// The stored (and serialized) form.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Submitted => "submitted",
-            Self::Sent => "sent",
-            Self::Partial => "partial",
-            Self::Bounced => "bounced",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// The status as stored in `messages.status` (which a check constraint limits to these).
-    pub fn parse(stored: &str) -> Option<Self> {
-        Some(match stored {
-            "pending" => Self::Pending,
-            "submitted" => Self::Submitted,
-            "sent" => Self::Sent,
-            "partial" => Self::Partial,
-            "bounced" => Self::Bounced,
-            "failed" => Self::Failed,
-            _ => return None,
-        })
-    }
+/// A domain name from the path; `VALIDATION_ERROR` naming `domain` when it cannot be one.
+pub fn parse_domain(raw: &str) -> ApiResult<DomainName> {
+    DomainName::parse(raw).map_err(|e| ApiError::validation("domain", e.to_string()))
 }
 
 /// Regular expressions for the document's `pattern`s, each the exact rule of a parser here, in
@@ -387,18 +336,5 @@ mod tests {
                 "{limit:?} {offset:?}"
             );
         }
-    }
-
-    #[test]
-    fn stored_statuses_parse() {
-        assert_eq!(
-            MessageStatus::parse("pending"),
-            Some(MessageStatus::Pending)
-        );
-        assert_eq!(MessageStatus::parse("queued"), None);
-        assert_eq!(
-            serde_json::to_value(MessageStatus::Submitted).unwrap(),
-            "submitted"
-        );
     }
 }

@@ -24,6 +24,7 @@ use crate::access::{Permission, require_admin, require_domain};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::routes::common::parse_domain;
 use crate::routes::common::{Domain, ErrorBody, Page};
 use crate::state::AppState;
 
@@ -34,11 +35,6 @@ pub fn router() -> Router<AppState> {
         .route("/domains/{domain}/approve", post(approve))
         .route("/domains/{domain}/dns", get(dns))
         .route("/domains/{domain}/dns/verify", post(verify_dns))
-}
-
-/// A domain name from the path; `VALIDATION_ERROR` naming `domain` when it cannot be one.
-pub fn parse_domain(raw: &str) -> ApiResult<DomainName> {
-    DomainName::parse(raw).map_err(|e| ApiError::validation("domain", e.to_string()))
 }
 
 #[derive(Serialize, sqlx::FromRow, ToSchema)]
@@ -259,8 +255,8 @@ async fn expected_records(
     }
     let list = records::expected(&records::Inputs {
         domain: &d.domain,
-        mx_host: &state.settings.accounts.mx_host,
-        bounce_domain: &state.settings.bounce_domain,
+        mx_host: state.settings.accounts.mx_host.as_str(),
+        bounce_domain: state.settings.bounce_domain.as_str(),
         dkim: &dkim,
     });
     Ok((d, dkim, list))
@@ -296,7 +292,7 @@ async fn dns(
         active: d.active,
         dkim_selector: selector(Algorithm::Rsa),
         dkim_ed25519_selector: selector(Algorithm::Ed25519),
-        return_path_domain: state.settings.bounce_domain.clone(),
+        return_path_domain: state.settings.bounce_domain.to_string(),
         records,
         message: note,
     }))

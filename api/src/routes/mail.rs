@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared::jobs::SendJob;
 use shared::outgoing::rfc_message_id;
 use std::time::Duration;
 use uuid::Uuid;
@@ -18,10 +17,9 @@ use crate::access::{may_send_as, require_message_access};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query, parse_json};
-use crate::routes::common::{ErrorBody, MessageStatus, Page};
-use crate::send::accept::{Accept, Failure};
-use crate::send::enqueue::enqueue;
-use crate::send::idempotency::{self, IdempotencyKey, Previous};
+use crate::routes::common::{ErrorBody, MessageStatus, Page, RecipientStatus};
+use crate::send::accept::{Accept, Keyed, Outcome};
+use crate::send::idempotency::IdempotencyKey;
 use crate::send::request::SendRequest;
 use crate::send::store::{self, NewMessage, SendResponse};
 use crate::send::wait::{self, Settled};
@@ -58,14 +56,14 @@ async fn send(
 ) -> ApiResult<Response> {
     // First: a refused send must cost as little as possible (an idempotent retry is refused
     // too, and gets its stored answer once the backlog is back under the threshold).
-    crate::overload::check_send(&state)?;
+    crate::overload::middleware::check_send(&state)?;
     let key = IdempotencyKey::from_headers(&headers, &body)?;
     let wait = wait::requested(&headers);
     let request: SendRequest = parse_json(&body)?;
     let message = request.validate(state.settings.limits.max_recipients)?;
 
-    let from = &message.from.email;
-    let from_domain = from.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    let from = message.from.email.as_str();
+    let from_domain = message.from.email.domain();
     if !state
         .active_domains
         .is_active(&state.db, from_domain)
@@ -102,64 +100,27 @@ async fn send(
     let recipient_count = message.recipients().count();
     // The request span's, so the worker and the log follower continue this request's trace.
     let traceparent = state.tracer.current_traceparent();
-    let new = NewMessage {
-        id,
-        token_id: p.token_id,
-        rfc_message_id: rfc_id,
-        message,
-        size_bytes: size,
-        traceparent: traceparent.clone(),
+    let accept = Accept {
+        message: NewMessage {
+            id,
+            token_id: p.token_id,
+            rfc_message_id: rfc_id,
+            message,
+            size_bytes: size,
+            traceparent,
+        },
+        span: state
+            .tracer
+            .is_enabled()
+            .then(opentelemetry::Context::current),
     };
-    let status = match &key {
-        // Without a key the message joins the next group commit, which also adds its stream
-        // entry (send::accept).
-        None => {
-            let span = state
-                .tracer
-                .is_enabled()
-                .then(opentelemetry::Context::current);
-            state
-                .accepter
-                .accept(Accept { message: new, span })
-                .await
-                .map_err(|f| match f {
-                    Failure::Unavailable(e) => ApiError::Unavailable(anyhow::anyhow!(e)),
-                    Failure::Internal(e) => ApiError::Internal(anyhow::anyhow!(e)),
-                })?
-        }
-        Some(key) => {
-            let mut tx = state.db.begin().await?;
-            if let Previous::Replay(stored) = idempotency::check(&mut tx, key, p.token_id).await? {
-                tx.rollback().await?;
-                return replay(&state, stored, wait).await;
-            }
-            let status = state
-                .tracer
-                .in_span(
-                    store::INSERT_SPAN,
-                    store::span_attributes,
-                    store::insert_messages(&mut tx, &[&new]),
-                )
-                .await?
-                .remove(0);
-            let response = store::accepted_response(id, &status, None, recipient_count)?;
-            let expires = Utc::now()
-                + chrono::Duration::from_std(state.settings.limits.idempotency_ttl)
-                    .unwrap_or(chrono::Duration::hours(24));
-            store::insert_idempotency(&mut tx, key, p.token_id, id, &response, expires).await?;
-            tx.commit().await?;
-            if status == "pending" {
-                enqueue(
-                    &state,
-                    &SendJob {
-                        message_id: id,
-                        traceparent,
-                    },
-                )
-                .await;
-            }
-            status
-        }
+    let keyed = key.as_ref().map(|key| Keyed {
+        key,
+        recipient_count,
+    });
+    let status = match state.accepter.accept(accept, keyed).await? {
+        Outcome::Stored(status) => status,
+        Outcome::Replayed(stored) => return replay(&state, stored, wait).await,
     };
     metrics::counter!(shared::metrics::MESSAGES_ACCEPTED).increment(1);
     answer(&state, id, status, recipient_count, wait).await
@@ -169,16 +130,16 @@ async fn send(
 async fn answer(
     state: &AppState,
     id: Uuid,
-    status: String,
+    status: MessageStatus,
     recipient_count: usize,
     wait: Option<Duration>,
 ) -> ApiResult<Response> {
     let Some(wait) = wait else {
-        let body = store::accepted_response(id, &status, None, recipient_count)?;
+        let body = store::accepted_response(id, status, None, recipient_count);
         return Ok((StatusCode::ACCEPTED, JsonResponse(body)).into_response());
     };
     // Only a message waiting for the MTA is worth waiting for.
-    let (status, queue_id) = if status == "pending" {
+    let (status, queue_id) = if status == MessageStatus::Pending {
         match wait::until_submitted(state, id, wait).await? {
             Settled::Status { status, queue_id } => (status, queue_id),
             Settled::Failed { reply } => {
@@ -192,7 +153,7 @@ async fn answer(
     } else {
         (status, None)
     };
-    let body = store::accepted_response(id, &status, queue_id.as_deref(), recipient_count)?;
+    let body = store::accepted_response(id, status, queue_id.as_deref(), recipient_count);
     let response = (StatusCode::ACCEPTED, JsonResponse(body)).into_response();
     Ok(with_applied(response, wait))
 }
@@ -210,7 +171,7 @@ async fn replay(
             answer(
                 state,
                 stored.message_id,
-                stored.status.as_str().to_owned(),
+                stored.status,
                 stored.recipient_count,
                 Some(wait),
             )
@@ -243,25 +204,6 @@ pub enum RecipientKind {
     To,
     Cc,
     Bcc,
-}
-
-/// One recipient's delivery status.
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum RecipientStatus {
-    /// Not yet tried.
-    Pending,
-    /// The receiving server asked to try again later.
-    Deferred,
-    /// Delivered.
-    Sent,
-    /// Refused by the receiving server, or reported back as undeliverable.
-    Bounced,
-    /// Given up on before reaching a receiving server.
-    Failed,
-    /// On the sending domain's suppression list: never handed to the mail server.
-    Suppressed,
 }
 
 #[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]

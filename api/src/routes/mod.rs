@@ -51,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            auth::authenticate,
+            auth::middleware::authenticate,
         ));
     let signup = signup::router().route_layer(middleware::from_fn_with_state(
         state.clone(),
@@ -75,7 +75,7 @@ pub fn router(state: AppState) -> Router {
         // A request waiting for its body holds a slot too.
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::overload::limit_in_flight,
+            crate::overload::middleware::limit_in_flight,
         ))
         // Inside `track`, so that the request log line can carry the span's trace id.
         .layer(middleware::from_fn_with_state(

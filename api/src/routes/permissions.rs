@@ -11,11 +11,11 @@ use serde::{Deserialize, Serialize};
 use shared::address::EmailAddress;
 use utoipa::ToSchema;
 
-use super::domains::parse_domain;
 use crate::access::{Permission, require_admin, require_self_or_admin};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::routes::common::parse_domain;
 use crate::routes::common::{Domain, ErrorBody};
 use crate::state::AppState;
 

@@ -17,12 +17,14 @@ use serde::{Deserialize, Serialize};
 use shared::address::{DomainName, EmailAddress};
 use shared::token::TokenSecret;
 
-use super::users::input::{Password, address_in_domain, constraint, display_name, insert_mailbox};
 use crate::access::Permission;
 use crate::auth::TokenType;
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Json;
+use crate::routes::common::input::{
+    Password, address_in_domain, constraint, display_name, insert_mailbox,
+};
 use crate::routes::common::{DisplayName, Domain, ErrorBody, NewPassword};
 use crate::state::AppState;
 
@@ -107,7 +109,7 @@ async fn signup(
     // The bounce domain receives every bounce report and the MX host is the server itself:
     // neither is ever up for signup.
     let settings = &state.settings;
-    if [&settings.bounce_domain, &settings.accounts.mx_host].contains(&&domain.to_string()) {
+    if [&settings.bounce_domain, &settings.accounts.mx_host].contains(&&domain) {
         return Err(exists());
     }
     let password_hash = password.hash().await?;

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use shared::address::{DomainName, EmailAddress};
+use shared::address::EmailAddress;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -21,7 +21,7 @@ use crate::access::{Permission, require_permission};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
-use crate::routes::common::{Domain, ErrorBody, Page, Text, patterns, text};
+use crate::routes::common::{Domain, ErrorBody, Page, Text, parse_domain, patterns, text};
 
 text!(
     Reason,
@@ -97,10 +97,6 @@ pub struct SuppressionAdded {
 pub struct Unsuppressed {
     success: bool,
     message: String,
-}
-
-fn parse_domain(raw: &str) -> ApiResult<DomainName> {
-    DomainName::parse(raw).map_err(|e| ApiError::validation("domain", e.to_string()))
 }
 
 #[utoipa::path(

@@ -2,8 +2,6 @@
 //! on it. Passwords are stored as `{SHA512-CRYPT}` hashes, which Dovecot verifies directly, so a
 //! created or changed password works for IMAP at once.
 
-pub mod input;
-
 use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
@@ -13,12 +11,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use self::input::{Password, address_in_domain, display_name, insert_mailbox};
-use super::domains::parse_domain;
 use crate::access::{DomainRef, Permission, require_domain};
 use crate::auth::{Auth, Principal};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path, Query};
+use crate::routes::common::input::{Password, address_in_domain, display_name, insert_mailbox};
+use crate::routes::common::parse_domain;
 use crate::routes::common::{DisplayName, Domain, ErrorBody, NewPassword, Page};
 use crate::state::AppState;
 

@@ -8,8 +8,6 @@ use opentelemetry::KeyValue;
 use shared::jobs::{Keys, STREAM_MAX_LEN, SendJob, shard_for};
 use shared::redis::RedisConn;
 
-use crate::state::AppState;
-
 /// Name of the client span around the `XADD`.
 pub const XADD_SPAN: &str = "XADD send stream";
 
@@ -44,20 +42,4 @@ pub async fn xadd(redis: &RedisConn, stream: &Stream, job: &SendJob) -> RedisRes
         .arg(job.fields())
         .query_async::<String>(&mut conn)
         .await
-}
-
-/// [`xadd`] inside a child span of the request's; a failure is logged, not returned.
-pub async fn enqueue(state: &AppState, job: &SendJob) {
-    let stream = Stream {
-        keys: state.keys.clone(),
-        shards: state.settings.send_stream_shards,
-    };
-    let result = state
-        .tracer
-        .in_span(XADD_SPAN, span_attributes, xadd(&state.redis, &stream, job))
-        .await;
-    if let Err(e) = result {
-        tracing::warn!(message_id = %job.message_id, error = %e,
-            "could not add the send job to the stream; the reconciler will re-add it");
-    }
 }

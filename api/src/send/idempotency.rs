@@ -6,8 +6,10 @@
 //! then find the key. Expired keys are treated as absent and overwritten.
 
 use axum::http::HeaderMap;
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
 
 use super::store::SendResponse;
 use crate::error::ApiError;
@@ -96,4 +98,34 @@ pub async fn check(
                 .to_owned(),
         }),
     }
+}
+
+/// Records the response for an idempotency key (inside the message's transaction).
+pub async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    key: &IdempotencyKey,
+    token_id: i64,
+    message_id: Uuid,
+    response: &SendResponse,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into idempotency_keys (token_id, idempotency_key, request_hash, message_id,
+                                       response_status, response_body, expires_at)
+         values ($1, $2, $3, $4, 202, $5, $6)
+         on conflict (token_id, idempotency_key) do update
+            set request_hash = excluded.request_hash, message_id = excluded.message_id,
+                response_status = excluded.response_status,
+                response_body = excluded.response_body, created_at = now(),
+                expires_at = excluded.expires_at",
+    )
+    .bind(token_id)
+    .bind(key.as_str())
+    .bind(&key.request_hash[..])
+    .bind(message_id)
+    .bind(sqlx::types::Json(response))
+    .bind(expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -1,16 +1,13 @@
 //! Writes an accepted message in one transaction: the message, one row per recipient, the
-//! `accepted` event and (when the client sent one) the idempotency record. Either all of it is
-//! committed or none of it is, so a 202 always has a complete message behind it.
+//! `accepted` event (and, in the same transaction, `idempotency::insert` records the key when the
+//! client sent one). Either all of it is committed or none of it is, so a 202 always has a
+//! complete message behind it.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared::outgoing::OutgoingMessage;
-use sqlx::{PgConnection, Postgres, Transaction};
+use shared::status::MessageStatus;
+use sqlx::PgConnection;
 use uuid::Uuid;
-
-use super::idempotency::IdempotencyKey;
-use crate::error::ApiError;
-use crate::routes::common::MessageStatus;
 
 /// A validated message ready to be stored.
 pub struct NewMessage {
@@ -42,25 +39,20 @@ pub struct SendResponse {
     pub recipient_count: usize,
 }
 
-/// The answer for a message with `status` (as stored) and, once submitted, its queue id.
+/// The answer for a message with `status` and, once submitted, its queue id.
 pub fn accepted_response(
     id: Uuid,
-    status: &str,
+    status: MessageStatus,
     queue_id: Option<&str>,
     recipient_count: usize,
-) -> Result<SendResponse, ApiError> {
-    let status = MessageStatus::parse(status).ok_or_else(|| {
-        ApiError::Internal(anyhow::anyhow!(
-            "stored message status {status:?} is unknown"
-        ))
-    })?;
-    Ok(SendResponse {
+) -> SendResponse {
+    SendResponse {
         success: true,
         message_id: id,
         status,
         queue_id: queue_id.map(str::to_owned),
         recipient_count,
-    })
+    }
 }
 
 /// Name of the client span around [`insert_messages`].
@@ -83,7 +75,7 @@ pub fn span_attributes() -> Vec<opentelemetry::KeyValue> {
 pub async fn insert_messages(
     conn: &mut PgConnection,
     messages: &[&NewMessage],
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<MessageStatus>, sqlx::Error> {
     let n = messages.len();
     let mut ids = Vec::with_capacity(n);
     let mut token_ids = Vec::with_capacity(n);
@@ -101,7 +93,7 @@ pub async fn insert_messages(
         ids.push(m.id);
         token_ids.push(m.token_id);
         from_emails.push(msg.from.email.as_str());
-        from_domains.push(domain_of(&msg.from.email));
+        from_domains.push(msg.from.email.domain());
         subjects.push(msg.subject.as_str());
         rfc_ids.push(m.rfc_message_id.as_str());
         payloads.push(serde_json::to_string(msg).map_err(|e| sqlx::Error::Encode(Box::new(e)))?);
@@ -110,11 +102,11 @@ pub async fn insert_messages(
         for (kind, r) in msg.recipients() {
             r_messages.push(m.id);
             r_emails.push(r.email.as_str());
-            r_domains.push(domain_of(&r.email));
+            r_domains.push(r.email.domain());
             r_kinds.push(kind);
         }
     }
-    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+    let rows: Vec<(Uuid, MessageStatus)> = sqlx::query_as(
         "with msg as (
              select * from unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[],
                                   $6::text[], $7::text[], $8::int4[], $9::text[])
@@ -175,7 +167,7 @@ pub async fn insert_messages(
     .bind(&r_kinds)
     .fetch_all(conn)
     .await?;
-    let mut by_id: std::collections::HashMap<Uuid, String> = rows.into_iter().collect();
+    let mut by_id: std::collections::HashMap<Uuid, MessageStatus> = rows.into_iter().collect();
     ids.iter()
         .map(|id| {
             by_id.remove(id).ok_or_else(|| {
@@ -183,38 +175,4 @@ pub async fn insert_messages(
             })
         })
         .collect()
-}
-
-fn domain_of(email: &str) -> &str {
-    email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
-}
-
-/// Records the response for an idempotency key (inside the message's transaction).
-pub async fn insert_idempotency(
-    tx: &mut Transaction<'_, Postgres>,
-    key: &IdempotencyKey,
-    token_id: i64,
-    message_id: Uuid,
-    response: &SendResponse,
-    expires_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "insert into idempotency_keys (token_id, idempotency_key, request_hash, message_id,
-                                       response_status, response_body, expires_at)
-         values ($1, $2, $3, $4, 202, $5, $6)
-         on conflict (token_id, idempotency_key) do update
-            set request_hash = excluded.request_hash, message_id = excluded.message_id,
-                response_status = excluded.response_status,
-                response_body = excluded.response_body, created_at = now(),
-                expires_at = excluded.expires_at",
-    )
-    .bind(token_id)
-    .bind(key.as_str())
-    .bind(&key.request_hash[..])
-    .bind(message_id)
-    .bind(sqlx::types::Json(response))
-    .bind(expires_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

@@ -18,9 +18,11 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use shared::status::MessageStatus;
 use uuid::Uuid;
 
 use crate::error::ApiError;
+
 use crate::state::AppState;
 
 /// The longest a request is held, whatever it asks for.
@@ -104,7 +106,7 @@ pub fn vary() -> (HeaderName, HeaderValue) {
 pub enum Settled {
     /// Not `pending` (submitted, or any later or non-sending status) or the time ran out.
     Status {
-        status: String,
+        status: MessageStatus,
         queue_id: Option<String>,
     },
     /// The MTA refused the message at submission (or retries ran out): the reply.
@@ -113,7 +115,7 @@ pub enum Settled {
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    status: String,
+    status: MessageStatus,
     queue_id: Option<String>,
     last_error: Option<String>,
 }
@@ -134,7 +136,7 @@ pub async fn until_submitted(
                 .fetch_optional(&state.db)
                 .await?
                 .ok_or(ApiError::MessageNotFound)?;
-        if row.status == "failed" {
+        if row.status == MessageStatus::Failed {
             // `failed` at accept time (every recipient suppressed) never reaches this loop: the
             // caller answers at once. Here it is the worker's verdict on the submission.
             return Ok(Settled::Failed {
@@ -143,7 +145,7 @@ pub async fn until_submitted(
                     .unwrap_or_else(|| "the mail server refused the message".to_owned()),
             });
         }
-        let done = row.status != "pending"
+        let done = row.status != MessageStatus::Pending
             || registration.is_closing()
             || tokio::time::Instant::now() >= deadline;
         if done {

@@ -6,13 +6,14 @@ use axum::extract::State;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
-use super::{dkim, parse_domain};
+use super::dkim;
 use crate::access::{Permission, require_domain};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Json, Path};
+use crate::routes::common::input::constraint;
+use crate::routes::common::parse_domain;
 use crate::routes::common::{Domain, ErrorBody};
-use crate::routes::users::input::constraint;
 use crate::state::AppState;
 
 #[derive(Deserialize, utoipa::ToSchema)]
