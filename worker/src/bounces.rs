@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use chrono::Utc;
 use futures::TryStreamExt as _;
 use secrecy::ExposeSecret;
@@ -22,6 +21,7 @@ use uuid::Uuid;
 
 use crate::context::WorkerContext;
 use crate::dsn::{self, DeliveryReport, Outcome};
+use crate::error::{Error, Result};
 
 /// The mailbox's local part; the VERP tag follows the `+`.
 pub const BOUNCE_LOCAL_PART: &str = "bounces";
@@ -48,8 +48,8 @@ pub struct PollStats {
 }
 
 /// Ensures the mailbox exists, then polls it until `shutdown`.
-pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
-    while let Err(e) = ensure_bounce_mailbox(&ctx.db, &ctx.settings.bounce_domain).await {
+pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<()> {
+    while let Err(e) = ensure_bounce_mailbox(&ctx.db, ctx.settings.bounce_domain.as_str()).await {
         tracing::warn!(
             error = format!("{e:#}"),
             "cannot create the bounce mailbox yet"
@@ -85,7 +85,7 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Res
 
 /// Creates the bounce domain (active) and its `bounces` mailbox when missing, so Postfix accepts
 /// the reports and Dovecot lets the master user in. The password is random and never used.
-pub async fn ensure_bounce_mailbox(db: &PgPool, bounce_domain: &str) -> anyhow::Result<()> {
+pub async fn ensure_bounce_mailbox(db: &PgPool, bounce_domain: &str) -> Result<()> {
     let domain = bounce_domain.to_ascii_lowercase();
     let email = format!("{BOUNCE_LOCAL_PART}@{domain}");
     let exists: Option<i64> = sqlx::query_scalar("select id from mailboxes where email = $1")
@@ -121,27 +121,34 @@ pub async fn ensure_bounce_mailbox(db: &PgPool, bounce_domain: &str) -> anyhow::
 }
 
 /// One pass over the mailbox: connect, handle what is unseen, log out.
-pub async fn poll_once(settings: &Settings, db: &PgPool) -> anyhow::Result<PollStats> {
+pub async fn poll_once(settings: &Settings, db: &PgPool) -> Result<PollStats> {
     let mut session = connect(settings).await?;
     let result = process_inbox(&mut session, db).await;
     let _ = session.logout().await;
     result
 }
 
-async fn connect(settings: &Settings) -> anyhow::Result<Session> {
+async fn connect(settings: &Settings) -> Result<Session> {
     let imap = &settings.imap;
     let password = imap
         .master_password
         .as_ref()
-        .context("MAILAPI_IMAP_MASTER_PASSWORD is not set")?;
+        .ok_or_else(|| Error::Config("MAILAPI_IMAP_MASTER_PASSWORD is not set".into()))?;
     let stream = TcpStream::connect((imap.host.as_str(), imap.port))
         .await
-        .with_context(|| format!("connect to IMAP at {}:{}", imap.host, imap.port))?;
+        .map_err(Error::io(format!(
+            "connect to IMAP at {}:{}",
+            imap.host, imap.port
+        )))?;
     let mut client = async_imap::Client::new(stream);
     client
         .read_response()
-        .await?
-        .context("IMAP server closed before its greeting")?;
+        .await
+        .map_err(Error::io("read the IMAP greeting"))?
+        .ok_or(Error::Imap {
+            what: "greeting".into(),
+            source: async_imap::error::Error::ConnectionLost,
+        })?;
     // `user*master`: async-imap sends it as a quoted string, which `*` needs.
     let user = format!(
         "{BOUNCE_LOCAL_PART}@{}*{}",
@@ -150,11 +157,10 @@ async fn connect(settings: &Settings) -> anyhow::Result<Session> {
     client
         .login(&user, password.expose_secret())
         .await
-        .map_err(|(e, _)| e)
-        .with_context(|| format!("IMAP login as {user}"))
+        .map_err(|(e, _)| Error::imap(format!("login as {user}"))(e))
 }
 
-async fn process_inbox(session: &mut Session, db: &PgPool) -> anyhow::Result<PollStats> {
+async fn process_inbox(session: &mut Session, db: &PgPool) -> Result<PollStats> {
     session.select("INBOX").await?;
     for folder in [PROCESSED, UNPARSED] {
         // Fails with NO when the folder exists, which is the usual case.
@@ -201,7 +207,7 @@ async fn process_inbox(session: &mut Session, db: &PgPool) -> anyhow::Result<Pol
 
 /// Deletes processed reports older than [`KEEP_PROCESSED_DAYS`]: their fields are already in
 /// `delivery_events`, and the folder would otherwise grow with every bounce.
-async fn prune_processed(session: &mut Session) -> anyhow::Result<()> {
+async fn prune_processed(session: &mut Session) -> Result<()> {
     session.select(PROCESSED).await?;
     let cutoff = Utc::now() - chrono::Duration::days(KEEP_PROCESSED_DAYS);
     let old: Vec<u32> = session
@@ -229,7 +235,7 @@ fn uid_set(uids: &[u32]) -> String {
 }
 
 /// MOVE (RFC 6851), or COPY + `\Deleted` + UID EXPUNGE where MOVE is refused.
-async fn move_messages(session: &mut Session, uids: &[u32], folder: &str) -> anyhow::Result<()> {
+async fn move_messages(session: &mut Session, uids: &[u32], folder: &str) -> Result<()> {
     if uids.is_empty() {
         return Ok(());
     }
@@ -292,7 +298,7 @@ async fn find_message(
 }
 
 /// Applies a report's failed recipients; `None` when the message is not ours.
-pub async fn apply_report(db: &PgPool, report: &DeliveryReport) -> anyhow::Result<Option<usize>> {
+pub async fn apply_report(db: &PgPool, report: &DeliveryReport) -> Result<Option<usize>> {
     let mut conn = db.acquire().await?;
     let mut tx = conn.begin().await?;
     let Some(message) = find_message(&mut tx, report).await? else {

@@ -8,6 +8,8 @@ use shared::outgoing::OutgoingMessage;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::error::{Error, Result};
+
 /// A message this worker now holds until `claimed_until`.
 #[derive(Debug)]
 pub struct Claimed {
@@ -37,15 +39,10 @@ struct ClaimRow {
 }
 
 /// Claims one message; see [`claim_many`]. `None`: nothing to do for it.
-pub async fn claim(
-    db: &PgPool,
-    id: Uuid,
-    worker: &str,
-    hold: Duration,
-) -> anyhow::Result<Option<Claimed>> {
+pub async fn claim(db: &PgPool, id: Uuid, worker: &str, hold: Duration) -> Result<Option<Claimed>> {
     match claim_many(db, &[id], worker, hold).await?.pop() {
         Some(Ok(c)) => Ok(Some(c)),
-        Some(Err((_, reason))) => anyhow::bail!(reason),
+        Some(Err((_, reason))) => Err(Error::Unsendable(reason)),
         None => Ok(None),
     }
 }
@@ -59,7 +56,7 @@ pub async fn claim_many(
     ids: &[Uuid],
     worker: &str,
     hold: Duration,
-) -> anyhow::Result<Vec<Result<Claimed, (Uuid, String)>>> {
+) -> Result<Vec<Result<Claimed, (Uuid, String)>>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -133,7 +130,7 @@ pub async fn check_log(
     db: &PgPool,
     rfc_message_id: &str,
     attempt_started: DateTime<Utc>,
-) -> anyhow::Result<LogVerdict> {
+) -> Result<LogVerdict> {
     let queued: Option<String> = sqlx::query_scalar(
         "select queue_id from mta_queue_entries
           where rfc_message_id = $1 and committed order by created_at limit 1",
@@ -169,12 +166,7 @@ pub async fn check_log(
 }
 
 /// Gives the claim back without counting an attempt (shutdown, or waiting for the log).
-pub async fn release(
-    db: &PgPool,
-    c: &Claimed,
-    worker: &str,
-    retry_in: Duration,
-) -> anyhow::Result<()> {
+pub async fn release(db: &PgPool, c: &Claimed, worker: &str, retry_in: Duration) -> Result<()> {
     sqlx::query(
         "update messages
             set claimed_by = null, claimed_until = null, attempts = greatest(attempts - 1, 0),
@@ -207,7 +199,7 @@ pub async fn record_submitted(
     worker: &str,
     queue_id: Option<&str>,
     reply: &str,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let record = SubmittedRecord {
         id,
         queue_id: queue_id.map(str::to_owned),
@@ -224,7 +216,7 @@ pub async fn record_submitted_many(
     db: &PgPool,
     worker: &str,
     records: &[SubmittedRecord],
-) -> anyhow::Result<()> {
+) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
@@ -291,7 +283,7 @@ pub async fn record_retry(
     delay: Duration,
     error: &str,
     maybe_queued: bool,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let mut tx = db.begin().await?;
     sqlx::query(
         "update messages
@@ -329,7 +321,7 @@ pub async fn record_failed(
     worker: &str,
     reason: &str,
     dsn: Option<&str>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let mut tx = db.begin().await?;
     let updated = sqlx::query(
         "update messages

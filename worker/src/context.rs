@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use shared::config::Settings;
 use shared::jobs::Keys;
 use shared::redis::RedisPool;
 use sqlx::PgPool;
+
+use crate::error::{Error, Result};
 
 #[derive(Clone)]
 pub struct WorkerContext {
@@ -34,18 +35,23 @@ impl std::ops::Deref for WorkerContext {
 }
 
 impl WorkerContext {
-    pub fn new(settings: Settings) -> anyhow::Result<Self> {
-        let db = shared::db::connect_lazy(&settings).context("MAILAPI_DATABASE_URL")?;
+    pub fn new(settings: Settings) -> Result<Self> {
+        let db =
+            shared::db::connect_lazy(&settings).map_err(|e| config("MAILAPI_DATABASE_URL", e))?;
         // Room for a blocking read per shard, an acknowledgement per job in flight, and the
         // reconciler, reclaimer and metrics.
         let max_size = settings.worker.concurrency + usize::from(settings.send_stream_shards) + 8;
+        let topology = settings
+            .redis_topology()
+            .map_err(|e| config("MAILAPI_REDIS_URL", e))?;
         let redis =
-            RedisPool::new(&settings.redis_topology()?, max_size).context("MAILAPI_REDIS_URL")?;
+            RedisPool::new(&topology, max_size).map_err(|e| config("MAILAPI_REDIS_URL", e))?;
         let keys = Keys::new(&settings.key_prefix);
         let tracer = shared::telemetry::Tracer::new(
             &settings.tracing,
             &settings.tracing.worker_service_name,
-        )?;
+        )
+        .map_err(|e| config("MAILAPI_OTLP_ENDPOINT", e))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
@@ -56,4 +62,9 @@ impl WorkerContext {
             }),
         })
     }
+}
+
+/// A setting that cannot work, named by its variable.
+fn config(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("{what}: {e}"))
 }

@@ -13,10 +13,10 @@ pub mod signer;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use shared::cache::TtlCache;
 use shared::dkim::Algorithm;
 use sqlx::PgPool;
 
@@ -45,15 +45,26 @@ struct KeyRow {
     dkim_ed25519_private_key: Option<String>,
 }
 
+/// What a domain's cache entry holds: the row read, and the signer parsed from it.
+#[derive(Clone)]
 struct Entry {
-    read_at: Instant,
     row: Option<KeyRow>,
     signer: Option<Arc<DomainSigner>>,
 }
 
-#[derive(Default)]
+/// Bound on cached domains.
+const MAX_CACHED: usize = 10_000;
+
 pub struct DkimKeys {
-    cache: Mutex<HashMap<String, Entry>>,
+    cache: TtlCache<String, Entry>,
+}
+
+impl Default for DkimKeys {
+    fn default() -> Self {
+        Self {
+            cache: TtlCache::new(TTL, MAX_CACHED),
+        }
+    }
 }
 
 impl DkimKeys {
@@ -64,10 +75,8 @@ impl DkimKeys {
         db: &PgPool,
         domain: &str,
     ) -> Result<Option<Arc<DomainSigner>>, sqlx::Error> {
-        if let Some(e) = self.cache.lock().expect("dkim cache").get(domain)
-            && e.read_at.elapsed() < TTL
-        {
-            return Ok(e.signer.clone());
+        if let Some(e) = self.cache.get(domain) {
+            return Ok(e.signer);
         }
         let row: Option<KeyRow> = sqlx::query_as(
             "select dkim_selector, dkim_private_key, dkim_ed25519_enabled, dkim_ed25519_selector,
@@ -77,20 +86,16 @@ impl DkimKeys {
         .bind(domain)
         .fetch_optional(db)
         .await?;
-        let mut cache = self.cache.lock().expect("dkim cache");
         // The same keys as last time: keep the parsed ones (RSA parsing is not free).
-        let signer = match cache.get(domain) {
-            Some(old) if old.row == row => old.signer.clone(),
+        let signer = match self.cache.get_stale(domain) {
+            Some(old) if old.row == row => old.signer,
             _ => row.as_ref().and_then(|r| build(domain, r)),
         };
-        cache.insert(
-            domain.to_owned(),
-            Entry {
-                read_at: Instant::now(),
-                row,
-                signer: signer.clone(),
-            },
-        );
+        let entry = Entry {
+            row,
+            signer: signer.clone(),
+        };
+        self.cache.insert(domain.to_owned(), entry);
         Ok(signer)
     }
 }

@@ -1,7 +1,8 @@
 //! The worker: consumes the send stream, submits messages to the MTA over SMTP, and turns the
 //! MTA's delivery log and bounce reports into per-recipient status.
 //!
-//! Layout: [`context`] holds shared handles; [`stream`] wraps the send stream's consumer groups (one per shard);
+//! Layout: [`context`] holds shared handles and [`error`] the one error type, which decides
+//! what is worth retrying; [`stream`] wraps the send stream's consumer groups (one per shard);
 //! [`submit`] is the send loop (claim in Postgres, build, sign, submit, record) with
 //! [`claim`] holding its SQL, [`smtp`] the pooled transport and the sorting of SMTP outcomes,
 //! and [`dkim`] the DKIM signer and the per-domain keys it signs with; [`reconcile`] re-enqueues due messages the stream
@@ -15,6 +16,7 @@ pub mod claim;
 pub mod context;
 pub mod dkim;
 pub mod dsn;
+pub mod error;
 pub mod fault;
 pub mod logline;
 pub mod logtail;
@@ -28,22 +30,20 @@ pub mod tracing_ctx;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::WorkerContext;
+pub use crate::error::{Error, Result};
 
 /// Runs every worker task until `shutdown` is cancelled, then lets in-flight work finish.
 /// A task that fails stops the others: the process exits non-zero and its supervisor restarts it.
-pub async fn run_until_stopped(
-    ctx: WorkerContext,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut tasks: tokio::task::JoinSet<anyhow::Result<()>> = tokio::task::JoinSet::new();
-    tasks.spawn(submit::run(ctx.clone(), shutdown.clone()));
+pub async fn run_until_stopped(ctx: WorkerContext, shutdown: CancellationToken) -> Result<()> {
+    let mut tasks: tokio::task::JoinSet<Result<()>> = tokio::task::JoinSet::new();
+    tasks.spawn(submit::feed::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(reconcile::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(logtail::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(bounces::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(metrics::serve(ctx.clone(), shutdown.clone()));
     let mut result = Ok(());
     while let Some(res) = tasks.join_next().await {
-        let res = res.map_err(anyhow::Error::from).and_then(|r| r);
+        let res = res.map_err(Error::from).and_then(|r| r);
         if let Err(e) = res {
             tracing::error!(error = format!("{e:#}"), "worker task failed; stopping");
             shutdown.cancel();

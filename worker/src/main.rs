@@ -25,5 +25,5 @@ async fn run() -> anyhow::Result<()> {
         .await
         .context("applying migrations")?;
     let shutdown = shared::shutdown_on_signals("stopping: no new jobs; finishing in-flight ones");
-    worker::run_until_stopped(ctx, shutdown).await
+    Ok(worker::run_until_stopped(ctx, shutdown).await?)
 }

@@ -14,6 +14,7 @@ use shared::metrics as m;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::WorkerContext;
+use crate::error::{Error, Result};
 
 const STREAM_POLL: Duration = Duration::from_secs(5);
 
@@ -26,7 +27,7 @@ async fn render() -> impl IntoResponse {
 
 /// Serves until `shutdown`. A port that is taken is logged, not fatal: delivery matters more
 /// than its dashboard.
-pub async fn serve(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn serve(ctx: WorkerContext, shutdown: CancellationToken) -> Result<()> {
     let _ = m::handle();
     tokio::spawn(poll_stream(ctx.clone(), shutdown.clone()));
     let Some(addr) = ctx.settings.worker.metrics_listen else {
@@ -45,7 +46,8 @@ pub async fn serve(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::R
         .route("/health", get(|| async { "ok" }));
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+        .await
+        .map_err(Error::io("serving worker metrics"))?;
     Ok(())
 }
 
@@ -64,7 +66,7 @@ async fn poll_stream(ctx: WorkerContext, shutdown: CancellationToken) {
     }
 }
 
-async fn sample_stream(ctx: &WorkerContext, key: &str, shard: u16) -> anyhow::Result<()> {
+async fn sample_stream(ctx: &WorkerContext, key: &str, shard: u16) -> Result<()> {
     let shard = shard.to_string();
     let mut conn = ctx.redis.get().await?;
     let len: u64 = redis::cmd("XLEN").arg(key).query_async(&mut conn).await?;

@@ -10,13 +10,14 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::context::WorkerContext;
+use crate::error::Result;
 use crate::stream::SendStream;
 
 const BATCH: i64 = 500;
 const TICK: Duration = Duration::from_secs(1);
 
 /// One pass; returns how many messages were re-added.
-pub async fn reconcile_once(ctx: &WorkerContext, stream: &SendStream) -> anyhow::Result<usize> {
+pub async fn reconcile_once(ctx: &WorkerContext, stream: &SendStream) -> Result<usize> {
     let rows: Vec<(Uuid, Option<String>)> = sqlx::query_as(
         "update messages set enqueued_at = now()
           where id in (
@@ -48,7 +49,7 @@ pub async fn reconcile_once(ctx: &WorkerContext, stream: &SendStream) -> anyhow:
     Ok(jobs.len())
 }
 
-pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<()> {
     let stream = SendStream::for_worker(&ctx);
     loop {
         match reconcile_once(&ctx, &stream).await {

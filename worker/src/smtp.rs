@@ -217,8 +217,9 @@ fn classify(e: &lettre::transport::smtp::Error) -> SubmitFailure {
         SubmitFailure::Permanent { reply: text, dsn }
     } else if e.is_transient() {
         SubmitFailure::Transient(text)
-    } else if text.starts_with("Connection error") || e.is_transport_shutdown() {
-        // Raised while connecting: no byte of the message was sent.
+    } else if e.is_transport_shutdown() {
+        // The connection was closed before the transaction: no byte of the message was sent.
+        // (Failures while connecting never get here: `Pool::connection` reports them itself.)
         SubmitFailure::Transient(text)
     } else {
         SubmitFailure::Ambiguous(text)

@@ -1,29 +1,26 @@
 //! The send loop: read the stream, claim each message in Postgres, build and sign its MIME,
 //! submit it over SMTP, record the outcome, and only then acknowledge the entry.
 //!
-//! [`Submitter::process`] is the step function (one job, one outcome). [`run`] feeds the same
-//! steps from the stream with bounded concurrency, but claims everything one read brought in
-//! one statement, records `submitted` outcomes and acknowledges entries in batches (see
+//! [`Submitter::process`] is the step function (one job, one outcome). [`feed::run`] feeds the
+//! same steps from the stream with bounded concurrency, but claims everything one read brought
+//! in one statement, records `submitted` outcomes and acknowledges entries in batches (see
 //! [`shared::batch`]), and stops reading on shutdown while in-flight submissions finish.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use shared::batch::Batcher;
 use shared::jobs::SendJob;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::claim::{self, Claimed, LogVerdict, SubmittedRecord};
 use crate::context::WorkerContext;
 use crate::dkim::DkimKeys;
+use crate::error::{Error, Result};
 use crate::smtp::{Smtp, SubmitFailure};
-use crate::stream::{Entry, EntryId, SendStream};
 use crate::tracing_ctx;
-use shared::batch::Batcher;
+
+pub mod feed;
 
 /// What happened to one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,7 +87,7 @@ impl Submitter {
     }
 
     /// Handles one job to an outcome that is committed in Postgres.
-    pub async fn process(&self, job: &SendJob) -> anyhow::Result<Outcome> {
+    pub async fn process(&self, job: &SendJob) -> Result<Outcome> {
         let hold = self.ctx.settings.claim_duration();
         let claimed =
             claim::claim_many(&self.ctx.db, &[job.message_id], self.worker(), hold).await?;
@@ -101,7 +98,7 @@ impl Submitter {
     }
 
     /// Takes a message this worker has just claimed to a committed outcome.
-    async fn process_claim(&self, c: Result<Claimed, (Uuid, String)>) -> anyhow::Result<Outcome> {
+    async fn process_claim(&self, c: Result<Claimed, (Uuid, String)>) -> Result<Outcome> {
         let db = &self.ctx.db;
         let c = match c {
             Ok(c) => c,
@@ -122,7 +119,8 @@ impl Submitter {
                             queue_id: Some(queue_id),
                             reply: "queued by an earlier attempt (found in the MTA log)".into(),
                         })
-                        .await?;
+                        .await
+                        .map_err(Error::batch)?;
                     return Ok(Outcome::Submitted);
                 }
                 LogVerdict::Unknown => {
@@ -134,6 +132,9 @@ impl Submitter {
         }
         match self.prepare(&c).await {
             Ok((envelope, bytes)) => self.submit(&c, &envelope, &bytes).await,
+            // Postgres not answering for the DKIM key is no fault of the message: its claim
+            // runs out and it is tried again.
+            Err(e) if e.is_transient() => Err(e),
             Err(e) => {
                 let reason = format!("message could not be built: {e:#}");
                 claim::record_failed(db, c.id, self.worker(), &reason, None).await?;
@@ -143,26 +144,31 @@ impl Submitter {
     }
 
     /// The signed bytes and the VERP envelope (`bounces+<message>@<bounce domain>`).
-    async fn prepare(&self, c: &Claimed) -> anyhow::Result<(lettre::address::Envelope, Vec<u8>)> {
+    async fn prepare(&self, c: &Claimed) -> Result<(lettre::address::Envelope, Vec<u8>)> {
         if c.recipients.is_empty() {
-            anyhow::bail!("no recipient left to send to");
+            return Err(Error::Unsendable("no recipient left to send to".into()));
         }
+        let unsendable = |e: &dyn std::fmt::Display| Error::Unsendable(e.to_string());
         let mut bytes = c
             .message
-            .build(&c.rfc_message_id, c.created_at)?
+            .build(&c.rfc_message_id, c.created_at)
+            .map_err(|e| unsendable(&e))?
             .formatted();
         // Signed last, over exactly the bytes that are submitted. Inline on the runtime thread
         // (about 1 ms of CPU, most of it RSA): the blocking pool would add a thread hand-off per
         // message and save no CPU.
         if let Some(dkim) = self.dkim.for_domain(&self.ctx.db, &c.from_domain).await? {
-            bytes = dkim.sign(&bytes)?;
+            bytes = dkim.sign(&bytes).map_err(|e| unsendable(&e))?;
         }
         let return_path = format!(
             "bounces+{}@{}",
             c.id.simple(),
             self.ctx.settings.bounce_domain
         );
-        let envelope = c.message.envelope(&return_path, Some(&c.recipients))?;
+        let envelope = c
+            .message
+            .envelope(&return_path, Some(&c.recipients))
+            .map_err(|e| unsendable(&e))?;
         Ok((envelope, bytes))
     }
 
@@ -171,7 +177,7 @@ impl Submitter {
         c: &Claimed,
         envelope: &lettre::address::Envelope,
         bytes: &[u8],
-    ) -> anyhow::Result<Outcome> {
+    ) -> Result<Outcome> {
         let db = &self.ctx.db;
         let started = std::time::Instant::now();
         crate::fault::reached(crate::fault::Step::BeforeSmtp);
@@ -195,7 +201,8 @@ impl Submitter {
                         queue_id: accepted.queue_id,
                         reply: accepted.reply,
                     })
-                    .await?;
+                    .await
+                    .map_err(Error::batch)?;
                 crate::fault::reached(crate::fault::Step::AfterCommit);
                 Ok(Outcome::Submitted)
             }
@@ -238,10 +245,10 @@ impl Submitter {
 }
 
 /// Runs an idempotent batched write up to [`BATCH_ATTEMPTS`] times.
-async fn with_retries<F, Fut>(mut write: F) -> anyhow::Result<()>
+async fn with_retries<F, Fut>(mut write: F) -> Result<()>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    Fut: std::future::Future<Output = Result<()>>,
 {
     let mut attempt = 1;
     loop {
@@ -265,181 +272,4 @@ where
 fn with_jitter(d: Duration) -> Duration {
     let factor = rand::rng().random_range(0.8..1.2);
     d.mul_f64(factor)
-}
-
-/// Reads the stream until `shutdown`, processing entries with at most `concurrency` in flight,
-/// and takes over entries dead consumers left behind. In-flight submissions finish before it
-/// returns; their entries are acknowledged once their outcome is committed.
-pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let stream = SendStream::for_worker(&ctx);
-    stream.ensure_group().await?;
-    let concurrency = ctx.settings.worker.concurrency;
-    let reclaim_idle = ctx.settings.worker.reclaim_idle;
-    let submitter = Arc::new(Submitter::new(ctx));
-    let acker = {
-        let stream = stream.clone();
-        Batcher::spawn(MAX_BATCH, 1, move |batches: Vec<Vec<EntryId>>| {
-            let stream = stream.clone();
-            async move {
-                let n = batches.len();
-                let ids: Vec<EntryId> = batches.into_iter().flatten().collect();
-                with_retries(|| stream.ack(&ids)).await?;
-                Ok(vec![(); n])
-            }
-        })
-    };
-    let permits = Arc::new(Semaphore::new(concurrency));
-    let mut tasks = JoinSet::new();
-    let mut last_autoclaim = tokio::time::Instant::now() - reclaim_idle;
-
-    while !shutdown.is_cancelled() {
-        // Wait for capacity first, so entries are only taken when they can start at once.
-        let free = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_many_owned(1) => { drop(p); permits.available_permits().max(1) }
-        };
-        let mut entries: Vec<Entry> = Vec::new();
-        if last_autoclaim.elapsed() >= reclaim_idle / 4 {
-            last_autoclaim = tokio::time::Instant::now();
-            match stream.autoclaim(reclaim_idle, free).await {
-                Ok(mut claimed) => {
-                    if !claimed.is_empty() {
-                        tracing::info!(
-                            count = claimed.len(),
-                            "took over entries of a stalled consumer"
-                        );
-                    }
-                    entries.append(&mut claimed);
-                }
-                Err(e) => tracing::warn!(error = %e, "XAUTOCLAIM failed"),
-            }
-        }
-        if entries.is_empty() {
-            let read = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                r = stream.read(free, READ_BLOCK) => r,
-            };
-            match read {
-                Ok(e) => entries = e,
-                Err(e) => {
-                    // Redis lost its data (restart without persistence, failover): the group is
-                    // gone. Recreate it; the reconciler re-adds every pending message.
-                    if format!("{e:#}").contains("NOGROUP") {
-                        tracing::warn!("the send stream's consumer group is gone; recreating it");
-                        if let Err(e) = stream.ensure_group().await {
-                            tracing::warn!(error = %e, "could not recreate the consumer group");
-                        }
-                        continue;
-                    }
-                    tracing::warn!(error = %e, "reading the send stream failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
-            }
-        }
-        if !entries.is_empty() {
-            dispatch(&submitter, &acker, &permits, &mut tasks, entries).await?;
-        }
-        // Reap finished tasks so the set does not grow.
-        while tasks.try_join_next().is_some() {}
-    }
-    tracing::info!(
-        in_flight = tasks.len(),
-        "send loop stopping; finishing in-flight submissions"
-    );
-    while tasks.join_next().await.is_some() {}
-    Ok(())
-}
-
-/// Claims the messages of one read in one statement and starts a task for each claimed one.
-/// An entry is acknowledged once its message's outcome is committed; entries with nothing to do
-/// (unreadable, already handled, held by another worker, not yet due) right away. If the claim
-/// itself fails nothing is acknowledged: the entries are taken over after the reclaim idle
-/// time, and the reconciler re-adds any message whose entry is lost.
-async fn dispatch(
-    submitter: &Arc<Submitter>,
-    acker: &Batcher<Vec<EntryId>>,
-    permits: &Arc<Semaphore>,
-    tasks: &mut JoinSet<()>,
-    entries: Vec<Entry>,
-) -> anyhow::Result<()> {
-    crate::fault::reached(crate::fault::Step::AfterRead);
-    // Per message: its entries, and the first entry's traceparent (the parent of its span).
-    let mut by_message: HashMap<Uuid, (Vec<EntryId>, Option<String>)> = HashMap::new();
-    let mut nothing_to_do = Vec::new();
-    for entry in entries {
-        match entry.job {
-            Some(job) => {
-                let (entry_ids, traceparent) = by_message.entry(job.message_id).or_default();
-                entry_ids.push(entry.id);
-                if traceparent.is_none() {
-                    *traceparent = job.traceparent;
-                }
-            }
-            None => nothing_to_do.push(entry.id),
-        }
-    }
-    let ids: Vec<Uuid> = by_message.keys().copied().collect();
-    let hold = submitter.ctx.settings.claim_duration();
-    // Each message's span starts here: the claim they share is part of every submission.
-    let claim_started = std::time::SystemTime::now();
-    match claim::claim_many(&submitter.ctx.db, &ids, submitter.worker(), hold).await {
-        Ok(claimed) => {
-            for c in claimed {
-                let id = match &c {
-                    Ok(c) => c.id,
-                    Err((id, _)) => *id,
-                };
-                let (entry_ids, traceparent) = by_message.remove(&id).unwrap_or_default();
-                let permit = permits.clone().acquire_owned().await?;
-                let submitter = submitter.clone();
-                let acker = acker.clone();
-                tasks.spawn(async move {
-                    let _permit = permit;
-                    let span = tracing_ctx::Submission {
-                        message_id: id,
-                        traceparent: traceparent.as_deref(),
-                        entry_id: entry_ids.first().map(|e| e.id.as_str()),
-                        started: claim_started,
-                    };
-                    let tracer = &submitter.ctx.tracer;
-                    match tracing_ctx::submission(tracer, span, submitter.process_claim(c)).await {
-                        Ok(outcome) => {
-                            tracing::debug!(message_id = %id, ?outcome, "job done");
-                            ack(&acker, entry_ids).await;
-                        }
-                        // Not acknowledged: reclaimed after the idle time (and then skipped or
-                        // retried by the claim), or re-added by the reconciler.
-                        Err(e) => tracing::error!(error = format!("{e:#}"), message_id = %id,
-                            "job failed; left for reclaim"),
-                    }
-                });
-            }
-            nothing_to_do.extend(
-                by_message
-                    .into_values()
-                    .flat_map(|(entry_ids, _)| entry_ids),
-            );
-        }
-        Err(e) => {
-            tracing::error!(
-                error = format!("{e:#}"),
-                entries = ids.len(),
-                "claiming messages failed; entries left for reclaim"
-            );
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
-    if !nothing_to_do.is_empty() {
-        let acker = acker.clone();
-        tasks.spawn(async move { ack(&acker, nothing_to_do).await });
-    }
-    Ok(())
-}
-
-async fn ack(acker: &Batcher<Vec<EntryId>>, entry_ids: Vec<EntryId>) {
-    if let Err(e) = acker.run(entry_ids).await {
-        // The entries stay pending; they are reclaimed later and then skipped by the claim.
-        tracing::warn!(error = format!("{e:#}"), "XACK failed");
-    }
 }

@@ -40,11 +40,11 @@ pub struct Submission<'a> {
 }
 
 /// Runs `work` (one claimed message to its committed outcome) inside its `submit message` span.
-pub async fn submission<T: Debug>(
+pub async fn submission<T: Debug, E: std::fmt::Display>(
     tracer: &Tracer,
     s: Submission<'_>,
-    work: impl Future<Output = anyhow::Result<T>>,
-) -> anyhow::Result<T> {
+    work: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
     if !tracer.is_enabled() {
         return work.await;
     }

@@ -7,7 +7,7 @@ use ring::signature::{
     ED25519, Ed25519KeyPair, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
     RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey,
 };
-use shared::address::NamedAddress;
+use shared::address::{EmailAddress, NamedAddress};
 use shared::dkim::Algorithm;
 use shared::outgoing::{OutgoingAttachment, OutgoingMessage};
 
@@ -158,7 +158,7 @@ fn reproduces_rfc_8463_ed25519_signature_and_verifies_its_rsa_one() {
 fn addr(email: &str, name: Option<&str>) -> NamedAddress {
     NamedAddress {
         name: name.map(str::to_owned),
-        email: email.to_owned(),
+        email: EmailAddress::parse(email).unwrap(),
     }
 }
 

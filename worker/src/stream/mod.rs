@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use deadpool_redis::redis::{self, streams::StreamAutoClaimReply};
 use shared::jobs::{
     CONSUMER_GROUP, FIELD_MESSAGE_ID, FIELD_TRACEPARENT, Keys, STREAM_MAX_LEN, SendJob, shard_for,
@@ -28,6 +27,7 @@ use tokio::sync::Mutex;
 use self::reads::Reads;
 
 use crate::context::WorkerContext;
+use crate::error::{Error, Result};
 
 mod reads;
 
@@ -122,7 +122,7 @@ impl SendStream {
 
     /// Creates each shard's stream and group if missing. Starting at `0` means entries added
     /// before any worker existed are read too.
-    pub async fn ensure_group(&self) -> anyhow::Result<()> {
+    pub async fn ensure_group(&self) -> Result<()> {
         let mut conn = self.inner.pool.get().await?;
         for (_, key) in self.shards() {
             let result: redis::RedisResult<()> = redis::cmd("XGROUP")
@@ -137,7 +137,7 @@ impl SendStream {
                 Ok(()) => {}
                 Err(e) if e.code() == Some("BUSYGROUP") => {}
                 Err(e) => {
-                    return Err(anyhow::Error::from(e).context(format!("XGROUP CREATE {key}")));
+                    return Err(Error::redis(format!("XGROUP CREATE {key}"))(e));
                 }
             }
         }
@@ -146,7 +146,7 @@ impl SendStream {
 
     /// New entries for this consumer (up to `count`), waiting up to about `block` for some to
     /// arrive on any shard. An error of one shard is returned once nothing else is ready.
-    pub async fn read(&self, count: usize, block: Duration) -> anyhow::Result<Vec<Entry>> {
+    pub async fn read(&self, count: usize, block: Duration) -> Result<Vec<Entry>> {
         let inner = &*self.inner;
         let mut reads = inner.reads.lock().await;
         reads
@@ -156,7 +156,7 @@ impl SendStream {
 
     /// Takes over entries other consumers have held longer than `min_idle` without
     /// acknowledging them (their worker died or hangs), up to `count` over all shards.
-    pub async fn autoclaim(&self, min_idle: Duration, count: usize) -> anyhow::Result<Vec<Entry>> {
+    pub async fn autoclaim(&self, min_idle: Duration, count: usize) -> Result<Vec<Entry>> {
         let n = self.inner.keys.len();
         let first = self.inner.next_autoclaim.fetch_add(1, Ordering::Relaxed) % n;
         let mut conn = self.inner.pool.get().await?;
@@ -180,9 +180,7 @@ impl SendStream {
                 .await;
             match reply {
                 Ok(reply) => claimed.extend(reply.claimed.into_iter().map(|id| entry(shard, id))),
-                Err(e) => {
-                    failure = Some(anyhow::Error::from(e).context(format!("XAUTOCLAIM {key}")))
-                }
+                Err(e) => failure = Some(Error::redis(format!("XAUTOCLAIM {key}"))(e)),
             }
         }
         match failure {
@@ -192,7 +190,7 @@ impl SendStream {
     }
 
     /// Acknowledges entries, each on its own shard.
-    pub async fn ack(&self, ids: &[EntryId]) -> anyhow::Result<()> {
+    pub async fn ack(&self, ids: &[EntryId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -210,7 +208,7 @@ impl SendStream {
                 .arg(ids)
                 .query_async(&mut conn)
                 .await
-                .with_context(|| format!("XACK {key}"))?;
+                .map_err(Error::redis(format!("XACK {key}")))?;
             acked += n;
         }
         // The drain rate the API sheds load by. XACK counts only entries that were pending, so
@@ -232,7 +230,7 @@ impl SendStream {
 
     /// Adds jobs (the reconciler's re-enqueue), each on its message's shard, pipelined per
     /// shard (one pipeline must stay within one Cluster slot).
-    pub async fn add(&self, jobs: &[SendJob]) -> anyhow::Result<()> {
+    pub async fn add(&self, jobs: &[SendJob]) -> Result<()> {
         if jobs.is_empty() {
             return Ok(());
         }
@@ -261,7 +259,7 @@ impl SendStream {
             let _: () = pipe
                 .query_async(&mut conn)
                 .await
-                .with_context(|| format!("XADD {key}"))?;
+                .map_err(Error::redis(format!("XADD {key}")))?;
         }
         Ok(())
     }

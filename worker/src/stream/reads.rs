@@ -6,26 +6,26 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use deadpool_redis::redis::{self, streams::StreamReadReply};
 use shared::jobs::CONSUMER_GROUP;
 use shared::redis::RedisPool;
 use tokio::sync::mpsc;
 
 use super::{Entry, entry};
+use crate::error::{Error, Result};
 
 /// Blocking reads in flight and what they brought that nobody has taken yet.
 pub(super) struct Reads {
     in_flight: Vec<bool>,
     ready: VecDeque<Entry>,
-    error: Option<anyhow::Error>,
+    error: Option<Error>,
     tx: mpsc::UnboundedSender<ShardRead>,
     rx: mpsc::UnboundedReceiver<ShardRead>,
 }
 
 struct ShardRead {
     shard: u16,
-    result: anyhow::Result<Vec<Entry>>,
+    result: Result<Vec<Entry>>,
 }
 
 impl Reads {
@@ -49,7 +49,7 @@ impl Reads {
         consumer: &str,
         count: usize,
         block: Duration,
-    ) -> anyhow::Result<Vec<Entry>> {
+    ) -> Result<Vec<Entry>> {
         self.absorb_arrived();
         if self.ready.is_empty() && self.error.is_none() {
             let per_shard = count.div_ceil(keys.len()).max(1);
@@ -106,7 +106,7 @@ async fn read_shard(
     shard: u16,
     count: usize,
     block: Duration,
-) -> anyhow::Result<Vec<Entry>> {
+) -> Result<Vec<Entry>> {
     let mut conn = pool.get().await?;
     let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
         .arg("GROUP")
@@ -121,7 +121,7 @@ async fn read_shard(
         .arg(">")
         .query_async(&mut conn)
         .await
-        .with_context(|| format!("XREADGROUP {key}"))?;
+        .map_err(Error::redis(format!("XREADGROUP {key}")))?;
     Ok(reply
         .map(|r| {
             r.keys
