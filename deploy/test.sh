@@ -5,7 +5,8 @@
 #   2. cargo-nextest and cargo-deny, installed with `cargo install --locked` if missing;
 #   3. drop the per-test databases (mailapi_test_*) earlier runs left behind;
 #   4. migrate the main database (the one Postfix and Dovecot read);
-#   5. shellcheck over deploy/ and bench/;
+#   5. static checks: shellcheck over deploy/ and bench/, and tools/structure.py (no import
+#      circle between source files, no Rust file over 400 lines, no json! in a route);
 #   6. deploy/smoke.sh: the mail stack end to end (SMTP in and out, IMAP, sinks);
 #   7. deploy/deny.sh: cargo deny check advisories bans licenses sources, against the offline
 #      advisory database snapshot (fails if the snapshot is missing);
@@ -130,7 +131,7 @@ RUST_LOG=warn cargo run -q -p api --bin mailapi-api -- migrate
 failed=()
 status=0
 
-section "shellcheck: deploy/ and bench/"
+section "static checks: shellcheck over deploy/ and bench/, tools/structure.py"
 rc=0
 mapfile -t scripts < <(cd "$repo" && {
     ls deploy/*.sh deploy/lib/*.sh deploy/docker/*.sh bench/*.sh
@@ -143,6 +144,13 @@ if [[ $rc -ne 0 ]]; then
     status=$rc
 else
     echo "shellcheck: ${#scripts[@]} scripts clean"
+fi
+# No import circle between source files, no Rust file over 400 lines, no json! in a route.
+rc=0
+python3 "$repo/tools/structure.py" "$repo" || rc=$?
+if [[ $rc -ne 0 ]]; then
+    failed+=("tools/structure.py (exit $rc)")
+    [[ $status -ne 0 ]] || status=$rc
 fi
 
 section "mail stack smoke test: deploy/smoke.sh"
@@ -185,7 +193,7 @@ fi
 
 printf '\n==== summary (%s s) ====\n' "$((SECONDS - started))"
 if [[ ${#failed[@]} -eq 0 ]]; then
-    echo "all passed: shellcheck, smoke test, cargo deny, cargo nextest and deploy/up.sh twice"
+    echo "all passed: shellcheck, structure, smoke test, cargo deny, cargo nextest and deploy/up.sh twice"
     exit 0
 fi
 printf 'FAILED: %s\n' "${failed[@]}"
