@@ -1,7 +1,7 @@
 //! The spec's client snippets (curl, Python, Node.js, PHP) run unchanged but for the URL, the
 //! token and the message id, against the real API: the quick start in all four languages, the
 //! Node.js status example and the Python error handling. (The send, mailbox listing and
-//! attachment examples have their own tests: `spec_send_example.rs`, `mailbox.rs`.)
+//! attachment examples have their own tests: `spec_send_example.rs`, `mailbox/examples.rs`.)
 //!
 //! The files are in `tests/examples/`, as the guide prints them. Node.js needs `axios`, which
 //! deploy/test.sh installs under `target/spec-examples/node_modules` (or set NODE_PATH).
