@@ -38,8 +38,6 @@
 //! 'test(checker_long_form)'`. Both need `deploy/infra-up.sh` and the sourced
 //! /etc/mailapi/mailapi.env, and a build with the feature (deploy/test.sh passes it).
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
@@ -47,8 +45,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{env, fresh_database, sink_counts};
 use sqlx::PgPool;
+use testkit::{env, fresh_database, sink_counts};
 use tokio::sync::Mutex;
 
 /// Fault steps, in the order the armed worker goes through them (worker/src/fault.rs names).

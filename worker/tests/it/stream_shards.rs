@@ -17,8 +17,7 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let url =
-        std::env::var("MAILAPI_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let url = testkit::redis_url();
     let pool = RedisPool::new(&Topology::parse(&url).expect("MAILAPI_REDIS_URL"), 16).unwrap();
     if let Err(e) = pool.get().await {
         panic!("cannot reach Redis at MAILAPI_REDIS_URL ({e}); start it with `deploy/infra-up.sh`");

@@ -4,14 +4,12 @@
 //! Each test makes its own database `mailapi_test_<uuid>` from MAILAPI_DATABASE_URL (source
 //! /etc/mailapi/mailapi.env) and its own log file in a temporary directory.
 
-mod common;
-
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::fresh_database;
 use sqlx::{Connection, PgConnection, PgPool};
+use testkit::fresh_database;
 use uuid::Uuid;
 use worker::logtail::{Follower, try_acquire_lease};
 

@@ -3,44 +3,22 @@
 //! once and none may be left pending. Needs `deploy/infra-up.sh` (Postfix submission on 587,
 //! the sink on 2525 writing one file per message into MAILAPI_SINK_DIR).
 
-mod common;
-
 use std::collections::HashMap;
-use std::process::{Child, Command};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{env, fresh_database, sink_counts};
+use testkit::{Proc, env, fresh_database, sink_counts, worker_command};
+
+use crate::WORKER_BIN;
 
 const MESSAGES: usize = 1000;
 
-/// A worker process, killed when dropped so that a failing test leaves none behind.
-struct Worker(Child);
-
-impl Worker {
-    /// SIGKILL: no chance to finish or release anything.
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn spawn_worker(db_url: &str, prefix: &str, n: u32) -> Worker {
-    Worker(
-        Command::new(env!("CARGO_BIN_EXE_mailapi-worker"))
+/// A worker process, killed (SIGKILL) when dropped so that a failing test leaves none behind.
+fn spawn_worker(db_url: &str, prefix: &str, n: u32) -> Proc {
+    Proc(
+        worker_command(Path::new(WORKER_BIN), &format!("crash-worker-{n}"), 8)
             .env("MAILAPI_DATABASE_URL", db_url)
             .env("MAILAPI_KEY_PREFIX", prefix)
-            .env("MAILAPI_WORKER_NAME", format!("crash-worker-{n}"))
-            .env("MAILAPI_SMTP_TIMEOUT_SECS", "1")
-            .env("MAILAPI_RECLAIM_IDLE_SECS", "8")
-            .env("MAILAPI_RECONCILE_AFTER_SECS", "2")
-            .env("MAILAPI_RETRY_SCHEDULE_SECS", "1,1,1,1,1,1,1,1")
-            .env("RUST_LOG", "warn")
             .spawn()
             .expect("start mailapi-worker"),
     )
