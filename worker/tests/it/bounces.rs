@@ -5,7 +5,6 @@
 //!
 //! Needs the stack from `deploy/infra-up.sh` and `source /etc/mailapi/mailapi.env`.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -16,162 +15,30 @@ use tokio::net::TcpStream;
 use uuid::Uuid;
 use worker::bounces::{self, PollStats};
 
-// Real reports from `mail-samples/dsn-*.eml`, without the headers their final delivery added.
-const HARD: &str = r#"Received: by mail.mailapi.test (Postfix)
-	id 4jYHLY4cZ7z5n8f; Mon, 23 Nov 2026 20:17:57 +0000 (UTC)
-Date: Mon, 23 Nov 2026 20:17:57 +0000 (UTC)
-From: Mail Delivery System <MAILER-DAEMON@mailapi.test>
-Subject: Undelivered Mail Returned to Sender
-To: bounces@mailapi.test
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-	boundary="4jYHLY4Yy3z5n8M.1795465077/mail.mailapi.test"
-Content-Transfer-Encoding: 8bit
-Message-Id: <4jYHLY4cZ7z5n8f@mail.mailapi.test>
+/// A real report from `worker/tests/fixtures/`, as Postfix's bounce daemon wrote it: the file is
+/// the copy Dovecot stored in the bounce mailbox, so the headers its final delivery added
+/// (`Return-Path`, `Delivered-To` and the LMTP `Received`, everything above Postfix's own
+/// `Received: by`) are taken off, and its CRLF line ends are made LF.
+fn report(name: &str) -> String {
+    let stored = testkit::fixture(name).replace("\r\n", "\n");
+    let postfix = stored
+        .find("Received: by mail.mailapi.test (Postfix)")
+        .expect("Postfix's own Received header");
+    stored[postfix..].to_owned()
+}
 
-This is a MIME-encapsulated message.
+/// A hard bounce: 550 5.1.1 for dave@bounce.example.
+fn hard_report() -> String {
+    report("dsn-verify-external_hard-20261123201756-24105.eml")
+}
 
---4jYHLY4Yy3z5n8M.1795465077/mail.mailapi.test
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: 8bit
-
-This is the mail system at host mail.mailapi.test.
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients. It's attached below.
-
-For further assistance, please send mail to postmaster.
-
-If you do so, please include this problem report. You can
-delete your own text from the attached returned message.
-
-                   The mail system
-
-<dave@bounce.example>: host 127.0.0.1[127.0.0.1] said: 550 5.1.1 Recipient
-    address rejected: User unknown (smtp-sink) (in reply to RCPT TO command)
-
---4jYHLY4Yy3z5n8M.1795465077/mail.mailapi.test
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mail.mailapi.test
-X-Postfix-Queue-ID: 4jYHLY4Yy3z5n8M
-X-Postfix-Sender: rfc822; bounces@mailapi.test
-Arrival-Date: Mon, 23 Nov 2026 20:17:57 +0000 (UTC)
-
-Final-Recipient: rfc822; dave@bounce.example
-Original-Recipient: rfc822;dave@bounce.example
-Action: failed
-Status: 5.1.1
-Remote-MTA: dns; 127.0.0.1
-Diagnostic-Code: smtp; 550 5.1.1 Recipient address rejected: User unknown
-    (smtp-sink)
-
---4jYHLY4Yy3z5n8M.1795465077/mail.mailapi.test
-Content-Description: Undelivered Message
-Content-Type: message/rfc822
-Content-Transfer-Encoding: 8bit
-
-Return-Path: <bounces@mailapi.test>
-Received: from verify.mailapi-lab (localhost [127.0.0.1])
-	by mail.mailapi.test (Postfix) with ESMTPA id 4jYHLY4Yy3z5n8M
-	for <dave@bounce.example>; Mon, 23 Nov 2026 20:17:57 +0000 (UTC)
-Date: Mon, 23 Nov 2026 20:17:57 +0000
-To: dave@bounce.example
-From: "Alice" <alice@mailapi.test>
-Subject: mailapi-lab verify external_hard 20261123201756-24105
-Message-Id: <verify-external_hard-20261123201756-24105@mailapi.test>
-X-Mailer: swaks v20201014.0 jetmore.org/john/code/swaks/
-
-mailapi-lab verify external_hard 20261123201756-24105
-
-
-
---4jYHLY4Yy3z5n8M.1795465077/mail.mailapi.test--
-"#;
-
-const SOFT: &str = r#"Received: by mail.mailapi.test (Postfix)
-	id 4jYHLd1HTWz5nCm; Mon, 23 Nov 2026 20:18:01 +0000 (UTC)
-Date: Mon, 23 Nov 2026 20:18:01 +0000 (UTC)
-From: Mail Delivery System <MAILER-DAEMON@mailapi.test>
-Subject: Undelivered Mail Returned to Sender
-To: bounces@mailapi.test
-Auto-Submitted: auto-replied
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status;
-	boundary="4jYHLY5PLrz5n8M.1795465081/mail.mailapi.test"
-Content-Transfer-Encoding: 8bit
-Message-Id: <4jYHLd1HTWz5nCm@mail.mailapi.test>
-
-This is a MIME-encapsulated message.
-
---4jYHLY5PLrz5n8M.1795465081/mail.mailapi.test
-Content-Description: Notification
-Content-Type: text/plain; charset=utf-8
-Content-Transfer-Encoding: 8bit
-
-This is the mail system at host mail.mailapi.test.
-
-I'm sorry to have to inform you that your message could not
-be delivered to one or more recipients. It's attached below.
-
-For further assistance, please send mail to postmaster.
-
-If you do so, please include this problem report. You can
-delete your own text from the attached returned message.
-
-                   The mail system
-
-<erin@defer.example>: host 127.0.0.1[127.0.0.1] said: 450 4.2.0 Mailbox busy,
-    try again later (smtp-sink) (in reply to RCPT TO command)
-
---4jYHLY5PLrz5n8M.1795465081/mail.mailapi.test
-Content-Description: Delivery report
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mail.mailapi.test
-X-Postfix-Queue-ID: 4jYHLY5PLrz5n8M
-X-Postfix-Sender: rfc822; bounces@mailapi.test
-Arrival-Date: Mon, 23 Nov 2026 20:17:57 +0000 (UTC)
-
-Final-Recipient: rfc822; erin@defer.example
-Original-Recipient: rfc822;erin@defer.example
-Action: failed
-Status: 4.2.0
-Remote-MTA: dns; 127.0.0.1
-Diagnostic-Code: smtp; 450 4.2.0 Mailbox busy, try again later (smtp-sink)
-
---4jYHLY5PLrz5n8M.1795465081/mail.mailapi.test
-Content-Description: Undelivered Message
-Content-Type: message/rfc822
-Content-Transfer-Encoding: 8bit
-
-Return-Path: <bounces@mailapi.test>
-Received: from verify.mailapi-lab (localhost [127.0.0.1])
-	by mail.mailapi.test (Postfix) with ESMTPA id 4jYHLY5PLrz5n8M
-	for <erin@defer.example>; Mon, 23 Nov 2026 20:17:57 +0000 (UTC)
-Date: Mon, 23 Nov 2026 20:17:57 +0000
-To: erin@defer.example
-From: "Alice" <alice@mailapi.test>
-Subject: mailapi-lab verify external_soft 20261123201756-24105
-Message-Id: <verify-external_soft-20261123201756-24105@mailapi.test>
-X-Mailer: swaks v20201014.0 jetmore.org/john/code/swaks/
-
-mailapi-lab verify external_soft 20261123201756-24105
-
-
-
---4jYHLY5PLrz5n8M.1795465081/mail.mailapi.test--
-"#;
+/// A report of a message that expired after 450 4.2.0 deferrals for erin@defer.example.
+fn soft_report() -> String {
+    report("dsn-verify-external_soft-20261123201756-24105.eml")
+}
 
 fn settings(bounce_domain: &str) -> Settings {
-    let mut map: HashMap<String, String> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("MAILAPI_"))
-        .collect();
-    map.insert("MAILAPI_BOUNCE_DOMAIN".into(), bounce_domain.into());
-    Settings::from_lookup(|k| map.get(k).cloned()).expect("settings from the environment")
+    testkit::env_settings(&[("MAILAPI_BOUNCE_DOMAIN", bounce_domain)])
 }
 
 /// Sends `body` to `rcpt` with a null sender over plain SMTP, as a remote MTA's report would come.
@@ -316,12 +183,12 @@ async fn reports_in_the_bounce_mailbox_update_recipients() {
         let (db, domain) = (db2, domain2);
         // The hard bounce reaches us through the VERP address only (its original is not ours);
         // the soft one comes to the plain address and is matched by the original's Message-ID.
-        let hard = HARD.replace(
+        let hard = hard_report().replace(
             "<verify-external_hard-20261123201756-24105@mailapi.test>",
             "<somebody-else@example.org>",
         );
         deliver(&format!("bounces+{}@{domain}", message.simple()), &hard).await;
-        let soft = SOFT.replace(
+        let soft = soft_report().replace(
             "<verify-external_soft-20261123201756-24105@mailapi.test>",
             &rfc_id,
         );
@@ -425,7 +292,7 @@ async fn reports_in_the_bounce_mailbox_update_recipients() {
                 bounces::PROCESSED,
                 Some("(\\Seen)"),
                 Some("\"01-Jan-2020 00:00:00 +0000\""),
-                HARD.replace('\n', "\r\n"),
+                hard_report().replace('\n', "\r\n"),
             )
             .await
             .expect("append an old report");
