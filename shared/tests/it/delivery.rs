@@ -9,29 +9,12 @@ use shared::delivery::{
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
+/// One connection to a fresh migrated database (testkit's).
 async fn fresh_database() -> PgConnection {
-    let base = std::env::var("MAILAPI_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "postgres://mailapi:mailapi@127.0.0.1:5432/mailapi".to_owned());
-    let mut admin = PgConnection::connect(&base).await.unwrap_or_else(|e| {
-        panic!("cannot reach Postgres at MAILAPI_DATABASE_URL ({e}); start the stack with `deploy/infra-up.sh` and source /etc/mailapi/mailapi.env")
-    });
-    let name = format!("mailapi_test_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
+    let (url, _pool) = testkit::fresh_database().await;
+    PgConnection::connect(&url)
         .await
-        .expect("create test database (the role needs CREATEDB)");
-    let (prefix, db) = base.rsplit_once('/').expect("database URL has a path");
-    let query = db.find('?').map_or("", |i| &db[i..]);
-    let mut conn = PgConnection::connect(&format!("{prefix}/{name}{query}"))
-        .await
-        .expect("connect to test database");
-    shared::MIGRATOR
-        .run(&mut conn)
-        .await
-        .expect("migrations apply");
-    conn
+        .expect("connect to test database")
 }
 
 /// A message in `status` with recipients; returns its id and the recipients' ids.

@@ -4,26 +4,11 @@
 //! older snapshot: a process blocked in a lock call behind it would deadlock with it.
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection};
-use uuid::Uuid;
 
 #[tokio::test]
 async fn processes_starting_together_all_migrate_without_a_deadlock() {
-    let base = std::env::var("MAILAPI_DATABASE_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "postgres://mailapi:mailapi@127.0.0.1:5432/mailapi".to_owned());
-    let mut admin = PgConnection::connect(&base).await.unwrap_or_else(|e| {
-        panic!("cannot reach Postgres at MAILAPI_DATABASE_URL ({e}); start the stack with `deploy/infra-up.sh` and source /etc/mailapi/mailapi.env")
-    });
-    let name = format!("mailapi_test_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create test database (the role needs CREATEDB)");
-    let (prefix, db) = base.rsplit_once('/').expect("database URL has a path");
-    let query = db.find('?').map_or("", |i| &db[i..]);
-    let url = format!("{prefix}/{name}{query}");
+    // Empty: migrating it is the test.
+    let url = testkit::empty_database().await;
 
     // One pool per "process", all starting at once.
     let mut starts = Vec::new();
