@@ -171,8 +171,8 @@ bench_latency() {
 
 bench_logtail() {
     echo "== log follower: lines ingested per second (batched), and log line -> committed status"
-    cargo test -q --release -p worker --test logtail -- --ignored --nocapture \
-        ingest_throughput log_line_to_status_latency 2>&1 | grep -E "lines/s|p50|p99" || true
+    cargo test -q --release -p worker --test it -- --ignored --nocapture \
+        logtail::bench:: 2>&1 | grep -E "lines/s|p50|p99" || true
     echo "-- ceiling: pgbench, one client inserting 100-row batches, 10 s"
     psql "$MAILAPI_DATABASE_URL" -X -q -c "create table if not exists pgbench_rows (id bigserial primary key, payload text, created_at timestamptz default now())"
     echo "insert into pgbench_rows (payload) select repeat('x', 200) from generate_series(1, 100);" >"$OUT/insert100.sql"

@@ -76,13 +76,13 @@ cargo deny --version
 TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium shellcheck curl faketime)
 ensure_packages "${TEST_PACKAGES[@]}"
 # pip leaves requirements that are already met alone (without asking the index), so this costs
-# nothing on a machine that has them. schemathesis is held to 4.x: api/tests/openapi.rs names
-# its checks.
+# nothing on a machine that has them. schemathesis is held to 4.x:
+# api/tests/e2e/openapi/schemathesis.rs names its checks.
 TEST_PYTHON_PACKAGES=(requests dkimpy pynacl 'schemathesis>=4.32,<5')
 python3 -m pip install -q --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}" ||
     fail "pip install ${TEST_PYTHON_PACKAGES[*]} failed"
 
-# The spec's Node.js snippets use axios (api/tests/spec_snippets.rs): installed under target/,
+# The spec's Node.js snippets use axios (api/tests/e2e/spec_snippets.rs): installed under target/,
 # beside the build, from the npm registry, without a lockfile.
 command -v node >/dev/null || ensure_packages nodejs
 command -v npm >/dev/null || ensure_packages npm
@@ -170,7 +170,7 @@ if [[ $rc -ne 0 ]]; then
 fi
 
 # The fault hooks (worker/src/fault.rs) are compiled into this build only, for the checker
-# (worker/tests/checker.rs); they do nothing unless a test arms them.
+# (worker/tests/it/checker/); they do nothing unless a test arms them.
 section "tests: cargo nextest run --workspace --no-fail-fast --features worker/fault-injection $*"
 rc=0
 cargo nextest run --workspace --no-fail-fast --features worker/fault-injection "$@" || rc=$?
