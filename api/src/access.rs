@@ -139,6 +139,17 @@ pub async fn require_message_access(
     }
 }
 
+/// Which sent messages a token sees in lists (`GET /mail/sent`, the event feed), by the same
+/// rule as [`require_message_access`]: `(None, _)` for admins (everything); otherwise the
+/// mailbox whose messages it sees and its own id (the messages it sent).
+pub fn message_scope(p: &Principal) -> (Option<String>, i64) {
+    if p.is_admin() {
+        (None, p.token_id)
+    } else {
+        (Some(p.email().unwrap_or_default().to_owned()), p.token_id)
+    }
+}
+
 /// A hosted domain a caller was allowed to act on.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DomainRef {

@@ -232,17 +232,29 @@ impl EventColumns {
     }
 
     async fn insert(&self, conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
-        // `with ordinality` keeps the events' ids in the order the changes happened.
+        // `with ordinality` keeps the events' ids in the order the changes happened, and their
+        // `seq`: each message's next numbers, taken from `messages.event_seq` (the caller holds
+        // the messages' rows, see `apply_recipient_statuses`).
         sqlx::query(
-            "insert into delivery_events
+            "with u as (
+                 select * from unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[],
+                                      $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+                     with ordinality as u(message_id, recipient_id, status, dsn_code,
+                                          smtp_response, source, evidence, occurred_at, n)),
+             counts as (
+                 select message_id, count(*) as k from u group by message_id),
+             numbered as (
+                 update messages m set event_seq = m.event_seq + c.k
+                   from counts c
+                  where m.id = c.message_id
+                 returning m.id, m.event_seq - c.k as base)
+             insert into delivery_events
                  (message_id, recipient_id, event, status, dsn_code, smtp_response, source,
-                  evidence, occurred_at)
+                  evidence, occurred_at, seq)
              select u.message_id, u.recipient_id, u.status, u.status, u.dsn_code, u.smtp_response,
-                    u.source, u.evidence, u.occurred_at
-               from unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[], $5::text[],
-                           $6::text[], $7::text[], $8::timestamptz[])
-                    with ordinality as u(message_id, recipient_id, status, dsn_code,
-                                         smtp_response, source, evidence, occurred_at, n)
+                    u.source, u.evidence, u.occurred_at,
+                    numbered.base + row_number() over (partition by u.message_id order by u.n)
+               from u join numbered on numbered.id = u.message_id
               order by u.n",
         )
         .bind(&self.message_id)

@@ -2,7 +2,8 @@
 //!
 //! Layout: [`config`] loads and validates settings from defaults and `MAILAPI_*` variables;
 //! [`batch`] group-commits hot writes and [`cache`] keeps what is read often for a while; [`address`] holds the parsed e-mail and domain types and
-//! [`status`] the message and recipient statuses; [`token`] mints, parses and hashes API
+//! [`status`] the message and recipient statuses, [`events`] the names of the events senders
+//! are told; [`token`] mints, parses and hashes API
 //! tokens; [`password`] makes the password hashes Dovecot verifies; [`outgoing`] is the stored form
 //! of an accepted message and builds its MIME; [`dkim`] reads and writes DKIM keys' stored and
 //! published forms; [`jobs`] names the Redis stream and its entries;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod db;
 pub mod delivery;
 pub mod dkim;
+pub mod events;
 pub mod jobs;
 pub mod metrics;
 pub mod net;

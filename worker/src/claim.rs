@@ -247,13 +247,14 @@ pub async fn record_submitted_many(
                     queue_id = coalesce(v.queue_id, messages.queue_id),
                     submitted_at = coalesce(submitted_at, now()),
                     claimed_by = null, claimed_until = null, send_started_at = null,
-                    last_error = null, updated_at = now()
+                    last_error = null, updated_at = now(), event_seq = event_seq + 1
                from v, locked
               where messages.id = v.id and locked.id = v.id
-             returning messages.id, v.reply, v.evidence),
+             returning messages.id, v.reply, v.evidence, messages.event_seq),
          e as (
-             insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
-             select id, 'submitted', 'submitted', reply, 'worker', evidence from m),
+             insert into delivery_events (message_id, event, status, smtp_response, source,
+                                          evidence, seq)
+             select id, 'submitted', 'submitted', reply, 'worker', evidence, event_seq from m),
          -- Wakes `Prefer: wait` requests at commit (shared::notify).
          n as (
              select count(pg_notify($6, id::text)) as sent from m)
@@ -300,6 +301,7 @@ pub async fn record_retry(
     .bind(maybe_queued)
     .execute(&mut *tx)
     .await?;
+    // Not a registry event (no `type`, no `seq`): shown by GET /mail/{id}/events, not published.
     sqlx::query(
         "insert into delivery_events (message_id, event, status, smtp_response, source, evidence)
          values ($1, 'retry', 'pending', $2, 'worker', $3)",
@@ -335,17 +337,26 @@ pub async fn record_failed(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 1 {
+        // Each recipient's `recipient.failed` takes the message's next numbers; the message's
+        // own `failed` row is not a registry event (no `seq`).
         sqlx::query(
             "with failed as (
                 update recipients set status = 'failed', dsn_code = $3, smtp_response = $2,
                        updated_at = now()
                  where message_id = $1 and status = 'pending'
-                returning id)
+                returning id),
+             numbered as (
+                select id, row_number() over (order by id) as n from failed),
+             seq as (
+                update messages set event_seq = event_seq + (select count(*) from failed)
+                 where id = $1
+                returning event_seq - (select count(*) from failed) as base)
              insert into delivery_events (message_id, recipient_id, event, status, dsn_code,
-                                          smtp_response, source)
-             select $1, id, 'failed', 'failed', $3, $2, 'worker' from failed
+                                          smtp_response, source, seq)
+             select $1, numbered.id, 'failed', 'failed', $3, $2, 'worker', seq.base + numbered.n
+               from numbered, seq
              union all
-             select $1, null, 'failed', 'failed', $3, $2, 'worker'",
+             select $1, null, 'failed', 'failed', $3, $2, 'worker', null",
         )
         .bind(id)
         .bind(reason)

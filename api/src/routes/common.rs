@@ -15,6 +15,7 @@ use crate::error::{ApiError, ApiResult};
 /// Every failure's body; defined with the one place that renders it.
 pub use crate::error::ErrorBody;
 
+pub mod event;
 pub mod input;
 
 /// `limit` when the request has none.

@@ -6,7 +6,6 @@ use axum::Json as JsonResponse;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -15,49 +14,11 @@ use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
 use crate::routes::common::ErrorBody;
+use crate::routes::common::event::{EVENT_COLUMNS, Event};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/mail/{message_id}/events", get(events))
-}
-
-/// Who recorded an event.
-#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum EventSource {
-    /// The API, when it accepted the message.
-    Api,
-    /// The worker, from the SMTP submission.
-    Worker,
-    /// The MTA's delivery log.
-    Log,
-    /// A bounce report (DSN) that came back.
-    Dsn,
-}
-
-/// One status change of a message or of one of its recipients, with its evidence.
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Event {
-    id: i64,
-    /// What happened: `accepted`, `submitted`, `delivered`, `bounced`...
-    event: String,
-    /// The status it led to.
-    #[schema(required = true)]
-    status: Option<String>,
-    /// The recipient it concerns; `null` for the message as a whole.
-    #[schema(required = true)]
-    recipient: Option<String>,
-    #[schema(required = true)]
-    dsn_code: Option<String>,
-    #[schema(required = true)]
-    smtp_response: Option<String>,
-    source: EventSource,
-    /// The raw evidence: the MTA's log line, the bounce report's fields.
-    #[schema(required = true)]
-    evidence: Option<String>,
-    #[serde(serialize_with = "crate::time::serialize")]
-    occurred_at: DateTime<Utc>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -82,14 +43,13 @@ async fn events(
 ) -> ApiResult<JsonResponse<EventList>> {
     let id = Uuid::parse_str(&raw_id).map_err(|_| ApiError::MessageNotFound)?;
     require_message_access(&state.db, &p, id).await?;
-    let events: Vec<Event> = sqlx::query_as(
-        "select e.id, e.event, e.status, r.email as recipient, e.dsn_code, e.smtp_response,
-                e.source, e.evidence, e.occurred_at
+    let events: Vec<Event> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select {EVENT_COLUMNS}
            from delivery_events e
            left join recipients r on r.id = e.recipient_id
           where e.message_id = $1
-          order by e.id",
-    )
+          order by e.id"
+    )))
     .bind(id)
     .fetch_all(&state.db)
     .await?;

@@ -13,8 +13,8 @@ use shared::outgoing::rfc_message_id;
 use std::time::Duration;
 use uuid::Uuid;
 
-use crate::access::{may_send_as, require_message_access};
-use crate::auth::{Auth, Principal};
+use crate::access::{may_send_as, message_scope, require_message_access};
+use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query, parse_json};
 use crate::routes::common::{ErrorBody, MessageStatus, Page, RecipientStatus};
@@ -326,7 +326,7 @@ async fn sent(
     Query(page): Query<Page>,
 ) -> ApiResult<JsonResponse<SentList>> {
     let (limit, offset) = page.resolve()?;
-    let (scope_email, scope_token) = scope(&p);
+    let (scope_email, scope_token) = message_scope(&p);
     let filter = "($1::text is null or m.from_email = $1 or m.token_id = $2)";
     let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "select count(*) from messages m where {filter}"
@@ -356,13 +356,4 @@ async fn sent(
         total,
         messages,
     }))
-}
-
-/// `(None, _)` for admins (everything); otherwise the mailbox and the token a user sees.
-fn scope(p: &Principal) -> (Option<String>, i64) {
-    if p.is_admin() {
-        (None, p.token_id)
-    } else {
-        (Some(p.email().unwrap_or_default().to_owned()), p.token_id)
-    }
 }

@@ -4,6 +4,7 @@ pub mod common;
 pub mod docs;
 pub mod domains;
 pub mod events;
+pub mod feed;
 pub mod health;
 pub mod mail;
 pub mod mailbox;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tokens::router())
         .merge(mail::router())
         .merge(events::router())
+        .merge(feed::router())
         .merge(mailbox::router())
         .merge(domains::router())
         .merge(users::router())

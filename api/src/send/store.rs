@@ -121,17 +121,19 @@ pub async fn insert_messages(
                left join suppressions s on s.domain = msg.from_domain and s.email = u.email),
          st as (
              select message_id as id,
-                    case when bool_and(suppressed) then 'failed' else 'pending' end as status
+                    case when bool_and(suppressed) then 'failed' else 'pending' end as status,
+                    count(*) filter (where suppressed) as suppressed
                from rc group by message_id),
          m as (
              insert into messages (id, token_id, from_email, from_domain, subject, status,
                                    rfc_message_id, payload, size_bytes, enqueued_at, last_error,
-                                   completed_at, traceparent)
+                                   completed_at, traceparent, event_seq)
              select msg.id, msg.token_id, msg.from_email, msg.from_domain, msg.subject, st.status,
                     msg.rfc_message_id, msg.payload::json, msg.size_bytes, now(),
                     case when st.status = 'failed'
                          then 'every recipient is on the suppression list' end,
-                    case when st.status = 'failed' then now() end, msg.traceparent
+                    case when st.status = 'failed' then now() end, msg.traceparent,
+                    1 + st.suppressed
                from msg join st using (id)
               order by msg.id
              returning id, status),
@@ -143,12 +145,15 @@ pub async fn insert_messages(
                from rc join m on m.id = rc.message_id
               order by rc.ord
              returning id, message_id, status, smtp_response),
+         -- A message's published events are numbered from 1 (messages.event_seq above counts
+         -- them): `message.accepted` first, then each suppressed recipient in request order.
          e as (
              insert into delivery_events (message_id, recipient_id, event, status,
-                                          smtp_response, source)
-             select m.id, null, 'accepted', 'pending', null, 'api' from m
+                                          smtp_response, source, seq)
+             select m.id, null, 'accepted', 'pending', null, 'api', 1 from m
              union all
-             select r.message_id, r.id, 'suppressed', 'suppressed', r.smtp_response, 'api'
+             select r.message_id, r.id, 'suppressed', 'suppressed', r.smtp_response, 'api',
+                    1 + row_number() over (partition by r.message_id order by r.id)
                from r where r.status = 'suppressed')
          select id, status from m",
     )

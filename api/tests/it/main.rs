@@ -10,6 +10,7 @@ mod accounts;
 mod auth_and_tokens;
 mod auth_guessing;
 mod client_ip;
+mod feed;
 mod group_commit;
 mod page_limits;
 mod permissions;

@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::routes::common::ErrorBody;
 use crate::routes::{
-    docs, domains, events, health, mail, mailbox, metrics, permissions, queue, signup, stats,
+    docs, domains, events, feed, health, mail, mailbox, metrics, permissions, queue, signup, stats,
     suppressions, tokens, users,
 };
 
@@ -26,7 +26,7 @@ use crate::routes::{
         docs::redoc, docs::redoc_js, docs::swagger::openapi_json, docs::swagger::docs,
         docs::swagger::docs_index, docs::swagger::docs_asset,
         tokens::me, tokens::list, tokens::create, tokens::revoke,
-        mail::send, mail::sent, mail::status, events::events,
+        mail::send, mail::sent, mail::status, events::events, feed::feed,
         mailbox::folders, mailbox::list_messages, mailbox::get_message,
         mailbox::write::delete_message, mailbox::download_attachment, mailbox::write::set_flags,
         mailbox::write::move_message, mailbox::search,

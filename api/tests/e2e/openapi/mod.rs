@@ -33,6 +33,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/mail/sent"),
     ("get", "/api/v1/mail/{message_id}/status"),
     ("get", "/api/v1/mail/{message_id}/events"),
+    ("get", "/api/v1/events"),
     ("get", "/api/v1/mailbox/{email}/folders"),
     ("get", "/api/v1/mailbox/{email}/messages"),
     ("get", "/api/v1/mailbox/{email}/messages/{uid}"),

@@ -265,6 +265,19 @@ pub(super) async fn run(plan: Plan) {
         "one stored message per idempotency key"
     );
     assert!(dupes.is_empty(), "delivered twice: {dupes:?}");
+    // The event registry under the same faults: every message's published events are numbered
+    // 1..n without a gap or a repeat, and the message's counter is at n.
+    let bad_seq = scalar(
+        &db,
+        "select count(*) from messages m
+           left join (select message_id, count(*) as n, count(distinct seq) as d,
+                             min(seq) as lo, max(seq) as hi
+                        from delivery_events where seq is not null group by message_id) e
+             on e.message_id = m.id
+          where coalesce(e.n, 0) <> m.event_seq or e.d <> e.n or e.lo <> 1 or e.hi <> e.n",
+    )
+    .await;
+    assert_eq!(bad_seq, 0, "messages whose events' seq is not 1..n");
     let expected_kills = plan.armed_workers * plan.rounds * STEPS.len()
         + plan.api_kills.len()
         + plan.redis_kills.len()
