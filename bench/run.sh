@@ -4,7 +4,7 @@
 # (deploy/infra-up.sh) and wrk, pgbench, smtp-source (installed here if missing).
 #
 #   bench/run.sh            # all
-#   bench/run.sh tokens     # one of: tokens accept worker logtail latency e2e overload soak
+#   bench/run.sh tokens     # one of: tokens accept worker logtail latency e2e overload webhooks soak
 #                           (soak runs only when named: 30 minutes)
 #
 # BENCH_API / BENCH_WORKER run other binaries than this checkout's release build (an A/B
@@ -503,6 +503,9 @@ sys.exit(f"grew: {bad}" if bad else 0)
 PY
 }
 
+# shellcheck source=bench/webhooks.sh
+source bench/webhooks.sh
+
 start_api
 start_sink
 write_send_lua
@@ -514,5 +517,6 @@ what=${1:-all}
 [[ $what == all || $what == latency ]] && bench_latency
 [[ $what == all || $what == e2e ]] && bench_e2e
 [[ $what == all || $what == overload ]] && bench_overload
+[[ $what == all || $what == webhooks ]] && bench_webhooks
 # Half an hour: only when asked for by name.
 if [[ $what == soak ]]; then bench_soak; fi

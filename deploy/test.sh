@@ -77,8 +77,9 @@ TEST_PACKAGES=(php-cli php-curl dnsmasq-base chromium shellcheck curl faketime)
 ensure_packages "${TEST_PACKAGES[@]}"
 # pip leaves requirements that are already met alone (without asking the index), so this costs
 # nothing on a machine that has them. schemathesis is held to 4.x:
-# api/tests/e2e/openapi/schemathesis.rs names its checks.
-TEST_PYTHON_PACKAGES=(requests dkimpy pynacl 'schemathesis>=4.32,<5')
+# api/tests/e2e/openapi/schemathesis.rs names its checks. standardwebhooks checks our webhook
+# signatures in testkit/webhook_receiver.py.
+TEST_PYTHON_PACKAGES=(requests dkimpy pynacl 'schemathesis>=4.32,<5' standardwebhooks)
 python3 -m pip install -q --disable-pip-version-check "${TEST_PYTHON_PACKAGES[@]}" ||
     fail "pip install ${TEST_PYTHON_PACKAGES[*]} failed"
 

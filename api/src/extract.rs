@@ -31,8 +31,17 @@ fn body_rejection(status: u16, text: String) -> ApiError {
     }
 }
 
-/// Parses JSON with the failing field's path in the error.
+/// Parses JSON with the failing field's path in the error. Every body the API takes is an
+/// object: serde would also fill a struct from an array of its fields in order (`[null, null]`),
+/// which no document allows, so anything else is refused first.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    // Not JSON at all is INVALID_JSON below; JSON that is not an object is a wrong type.
+    if !matches!(first, Some(b'{') | None)
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+    {
+        return Err(ApiError::validation("body", "must be a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|err| {
         let path = err.path().to_string();

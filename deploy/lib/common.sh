@@ -198,7 +198,7 @@ random_secret() {
 
 # Load /etc/mailapi/secrets (KEY=value lines), generating any missing key once. Re-runs reuse the
 # stored values, so the database roles, the Dovecot files and the env file stay consistent.
-SECRET_KEYS=(DB_PASSWORD MTA_DB_PASSWORD MASTER_PASSWORD SUBMIT_PASSWORD)
+SECRET_KEYS=(DB_PASSWORD MTA_DB_PASSWORD MASTER_PASSWORD SUBMIT_PASSWORD SECRET_KEY)
 load_secrets() {
     mkdir -p "$ETC_DIR"
     chmod 755 "$ETC_DIR"

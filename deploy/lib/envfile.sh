@@ -22,5 +22,9 @@ export MAILAPI_MTA_LOG_PATH=$LOG_DIR/postfix.log
 export MAILAPI_MX_HOST=127.0.0.1
 export MAILAPI_MX_PORT=25
 export MAILAPI_SINK_DIR=$SINK_DIR
+# Seals webhook signing secrets at rest (docs/WEBHOOKS.md).
+export MAILAPI_SECRET_KEY=$SECRET_KEY
+# Everything on this stack is loopback, webhook receivers included; production leaves it false.
+export MAILAPI_WEBHOOK_ALLOW_PRIVATE=true
 ENV
 }

@@ -20,7 +20,7 @@ pub use self::env::ConfigError;
 use self::env::{Env, bad, default_consumer_name, parse_resolver};
 pub use self::sections::{
     AccountSettings, ImapSettings, Limits, LogFormat, ServerLimits, SmtpSettings, TracingSettings,
-    WorkerSettings,
+    WebhookSettings, WorkerSettings,
 };
 
 #[derive(Debug, Clone)]
@@ -61,6 +61,7 @@ pub struct Settings {
     pub worker: WorkerSettings,
     pub accounts: AccountSettings,
     pub tracing: TracingSettings,
+    pub webhooks: WebhookSettings,
 }
 
 impl Settings {
@@ -195,6 +196,23 @@ impl Settings {
                 worker_service_name: env
                     .string("MAILAPI_OTLP_WORKER_SERVICE_NAME", "mailapi-worker"),
             },
+            webhooks: WebhookSettings {
+                secret_key: env.optional("MAILAPI_SECRET_KEY").map(SecretString::from),
+                allow_private: env.parse("MAILAPI_WEBHOOK_ALLOW_PRIVATE", false)?,
+                retry_schedule: env.durations(
+                    "MAILAPI_WEBHOOK_RETRY_SCHEDULE_SECS",
+                    "5,60,300,1800,7200,21600,43200,86400",
+                )?,
+                secret_overlap: Duration::from_secs(
+                    env.parse("MAILAPI_WEBHOOK_SECRET_OVERLAP_SECS", 86_400u64)?,
+                ),
+                concurrency_per_endpoint: env.parse("MAILAPI_WEBHOOK_CONCURRENCY", 16usize)?,
+                breaker_failures: env.parse("MAILAPI_WEBHOOK_BREAKER_FAILURES", 20u32)?,
+                connect_timeout: Duration::from_secs(5),
+                request_timeout: Duration::from_secs(
+                    env.parse("MAILAPI_WEBHOOK_TIMEOUT_SECS", 15u64)?,
+                ),
+            },
         };
         settings.validate()?;
         Ok(settings)
@@ -206,6 +224,16 @@ impl Settings {
             return Err(bad("MAILAPI_DATABASE_URL", "must start with postgres://"));
         }
         self.redis_topology()?;
+        if let Some(key) = &self.webhooks.secret_key {
+            crate::secretbox::SecretBox::new(key)
+                .map_err(|e| bad("MAILAPI_SECRET_KEY", e.to_string()))?;
+        }
+        if self.webhooks.retry_schedule.is_empty() || self.webhooks.concurrency_per_endpoint == 0 {
+            return Err(bad(
+                "MAILAPI_WEBHOOK_RETRY_SCHEDULE_SECS",
+                "needs at least one retry, and MAILAPI_WEBHOOK_CONCURRENCY at least 1",
+            ));
+        }
         if !(1..=crate::jobs::MAX_SEND_STREAM_SHARDS).contains(&self.send_stream_shards) {
             return Err(bad(
                 "MAILAPI_SEND_STREAM_SHARDS",

@@ -18,12 +18,18 @@ use uuid::Uuid;
 pub use crate::status::RecipientStatus;
 
 /// Who observed a change; stored in `delivery_events.source`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum EventSource {
-    Worker,
-    Log,
-    Dsn,
+    /// The API, when it accepted the message.
     Api,
+    /// The worker, from the SMTP submission.
+    Worker,
+    /// The MTA's delivery log.
+    Log,
+    /// A bounce report (DSN) that came back.
+    Dsn,
 }
 
 impl EventSource {

@@ -6,7 +6,11 @@
 //! Types no writer emits yet (`message.scheduled`, `recipient.complained`...) are the ones later
 //! features emit; a webhook endpoint may subscribe to them already.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use crate::delivery::EventSource;
 
 /// What an event says happened.
 #[derive(
@@ -114,6 +118,71 @@ impl EventType {
     /// The type named `name`, if the registry has it.
     pub fn parse(name: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+/// One status change of a message or of one of its recipients, with its evidence: what
+/// `GET /mail/{id}/events`, the pull feed and webhooks all show. One struct and one `select`
+/// ([`EVENT_COLUMNS`]), so the three cannot drift apart.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct Event {
+    /// Global and increasing in commit order within the feed; a webhook's `webhook-id` is built
+    /// from it, so a repeat of the same event carries the same id.
+    pub id: i64,
+    /// The registry's name of the event (`message.accepted`, `recipient.delivered`...); `null`
+    /// for internal steps that are shown here but never published (a submission retry).
+    #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
+    #[schema(required = true)]
+    pub event_type: Option<EventType>,
+    /// The event's number among its message's published events: 1, 2, 3... without gaps, so a
+    /// receiver can order them and drop a repeat; `null` when `type` is.
+    #[schema(required = true, minimum = 1)]
+    pub seq: Option<i32>,
+    pub message_id: Uuid,
+    /// What happened, in the delivery log's words: `accepted`, `submitted`, `sent`, `bounced`...
+    pub event: String,
+    /// The status it led to.
+    #[schema(required = true)]
+    pub status: Option<String>,
+    /// The recipient it concerns; `null` for the message as a whole.
+    #[schema(required = true)]
+    pub recipient: Option<String>,
+    #[schema(required = true)]
+    pub dsn_code: Option<String>,
+    #[schema(required = true)]
+    pub smtp_response: Option<String>,
+    pub source: EventSource,
+    /// The raw evidence: the MTA's log line, the bounce report's fields.
+    #[schema(required = true)]
+    pub evidence: Option<String>,
+    #[serde(serialize_with = "crate::time::serialize")]
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// The columns of [`Event`], from `delivery_events e left join recipients r`.
+pub const EVENT_COLUMNS: &str = "e.id, e.type, e.seq, e.message_id, e.event, e.status, \
+     r.email as recipient, e.dsn_code, e.smtp_response, e.source, e.evidence, e.occurred_at";
+
+/// What a webhook carries for one event (the Standard Webhooks payload layout): its type, when
+/// it happened, and the event as the feed shows it. A batch is a JSON array of these.
+#[derive(Debug, Serialize)]
+pub struct Envelope<'a> {
+    #[serde(rename = "type")]
+    pub event_type: &'a str,
+    #[serde(serialize_with = "crate::time::serialize")]
+    pub timestamp: DateTime<Utc>,
+    pub data: &'a Event,
+}
+
+impl Event {
+    /// The webhook payload of this event; `None` for an unpublished step (no `type`).
+    pub fn envelope(&self) -> Option<Envelope<'_>> {
+        Some(Envelope {
+            event_type: self.event_type?.as_str(),
+            timestamp: self.occurred_at,
+            data: self,
+        })
     }
 }
 

@@ -10,7 +10,8 @@
 //! [`redis`] connects to one Redis server, a Sentinel-watched master or a Cluster alike;
 //! [`db`] connects and migrates Postgres and sorts its errors; [`telemetry`] sets up logging and the OpenTelemetry
 //! tracer; [`metrics`] names every Prometheus series and holds the registry; [`notify`] names
-//! the Postgres `NOTIFY` channels; [`net`] parses the CIDR ranges of trusted proxies.
+//! the Postgres `NOTIFY` channels; [`secretbox`] seals secrets at rest; [`webhook`] signs
+//! webhook requests and decides which URLs may be called; [`net`] parses the CIDR ranges of trusted proxies.
 
 pub mod address;
 pub mod batch;
@@ -27,9 +28,12 @@ pub mod notify;
 pub mod outgoing;
 pub mod password;
 pub mod redis;
+pub mod secretbox;
 pub mod status;
 pub mod telemetry;
+pub mod time;
 pub mod token;
+pub mod webhook;
 
 /// The migrations in `migrations/`, embedded so both binaries and the tests apply the same ones.
 /// A database that already has newer migrations than this binary knows is accepted: during a

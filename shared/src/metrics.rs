@@ -49,6 +49,17 @@ pub const IMAP_IN_USE: &str = "mailapi_imap_pool_in_use";
 /// Requests that had to wait for an IMAP session, and how long (seconds).
 pub const IMAP_WAIT: &str = "mailapi_imap_pool_wait_seconds";
 
+/// Webhook deliveries (one per endpoint and event) not yet delivered or dead-lettered.
+pub const WEBHOOK_PENDING: &str = "mailapi_webhook_events_pending";
+/// Age in seconds of the oldest such delivery, by `endpoint` (its id).
+pub const WEBHOOK_OLDEST: &str = "mailapi_webhook_oldest_pending_seconds";
+/// Webhook requests attempted, by `outcome` (success|failure|gone|refused).
+pub const WEBHOOK_ATTEMPTS: &str = "mailapi_webhook_attempts_total";
+/// Events dead-lettered after their last retry.
+pub const WEBHOOK_DEAD: &str = "mailapi_webhook_dead_letters_total";
+/// Seconds from an event to its receiver's 2xx (the oldest event of a batch).
+pub const WEBHOOK_LATENCY: &str = "mailapi_webhook_delivery_seconds";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// How often histogram samples are folded into their buckets when nobody scrapes.
@@ -131,6 +142,22 @@ fn describe() {
         SMTP_DURATION,
         metrics::Unit::Seconds,
         "SMTP submission latency"
+    );
+    describe_gauge!(
+        WEBHOOK_PENDING,
+        "Webhook deliveries not yet delivered or dead"
+    );
+    describe_gauge!(
+        WEBHOOK_OLDEST,
+        metrics::Unit::Seconds,
+        "Age of the oldest pending webhook delivery, by endpoint"
+    );
+    describe_counter!(WEBHOOK_ATTEMPTS, "Webhook requests attempted, by outcome");
+    describe_counter!(WEBHOOK_DEAD, "Webhook events dead-lettered");
+    describe_histogram!(
+        WEBHOOK_LATENCY,
+        metrics::Unit::Seconds,
+        "From an event to its receiver's 2xx"
     );
     describe_counter!(DELIVERIES, "Recipient status changes by status and source");
     describe_gauge!(LOG_LAG_BYTES, "Bytes of the MTA log not yet read");

@@ -19,6 +19,7 @@ pub mod process;
 pub mod redis;
 pub mod sink;
 pub mod stats;
+pub mod webhooks;
 pub mod workers;
 
 pub use app::{TestApp, assert_error};

@@ -26,6 +26,7 @@ pub mod smtp;
 pub mod stream;
 pub mod submit;
 pub mod tracing_ctx;
+pub mod webhooks;
 
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +42,7 @@ pub async fn run_until_stopped(ctx: WorkerContext, shutdown: CancellationToken) 
     tasks.spawn(logtail::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(bounces::run(ctx.clone(), shutdown.clone()));
     tasks.spawn(metrics::serve(ctx.clone(), shutdown.clone()));
+    tasks.spawn(webhooks::run(ctx.clone(), shutdown.clone()));
     let mut result = Ok(());
     while let Some(res) = tasks.join_next().await {
         let res = res.map_err(Error::from).and_then(|r| r);

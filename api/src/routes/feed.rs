@@ -76,14 +76,19 @@ impl Cursor {
     fn parse(raw: &str) -> ApiResult<Cursor> {
         let invalid = || ApiError::validation("after", "is not a cursor this feed gave out");
         let (xid, id) = raw.split_once('-').ok_or_else(invalid)?;
-        let digits =
-            |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
-        if !digits(xid) || !digits(id) {
+        let digits = |s: &str, most: usize| {
+            !s.is_empty() && s.len() <= most && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(xid, 20) || !digits(id, 19) {
             return Err(invalid());
         }
+        // The longest numbers can be past what the types hold; such a cursor is past every event
+        // there can be, so it reads as the largest one.
+        let xid: u128 = xid.parse().map_err(|_| invalid())?;
+        let id: u128 = id.parse().map_err(|_| invalid())?;
         Ok(Cursor {
-            xid: xid.parse().map_err(|_| invalid())?,
-            id: id.parse().map_err(|_| invalid())?,
+            xid: u64::try_from(xid).unwrap_or(u64::MAX),
+            id: i64::try_from(id).unwrap_or(i64::MAX),
         })
     }
 
@@ -205,6 +210,14 @@ mod tests {
         };
         assert_eq!(Cursor::parse(&c.render()).unwrap(), c);
         assert_eq!(Cursor::parse("0-0").unwrap(), Cursor::START);
+        // Past anything that can exist: read as the end.
+        assert_eq!(
+            Cursor::parse("99999999999999999999-9999999999999999999").unwrap(),
+            Cursor {
+                xid: u64::MAX,
+                id: i64::MAX
+            }
+        );
         for bad in [
             "",
             "12",

@@ -16,6 +16,7 @@ pub mod stats;
 pub mod suppressions;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .merge(suppressions::router())
         .merge(stats::router())
         .merge(queue::router())
+        .merge(webhooks::router())
         // After authentication (which reads no body): a client without a token cannot make
         // the server read a body at all.
         .route_layer(middleware::from_fn_with_state(

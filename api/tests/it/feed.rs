@@ -27,7 +27,7 @@ async fn setup() -> (TestApp, String) {
 /// Sends message `i` (every third also to the suppressed address: two published events).
 async fn send(app: &TestApp, token: &str, from: &str, i: usize) -> Uuid {
     let mut to = vec![format!("r{i}@example.net")];
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         to.push("gone@example.net".into());
     }
     let body = json!({"from": from, "to": to, "subject": format!("m{i}"), "body": {"text": "hi"}});

@@ -22,3 +22,4 @@ mod slow_clients;
 mod stats;
 mod stats_edges;
 mod tenant_isolation;
+mod webhooks;

@@ -128,6 +128,34 @@ pub struct WorkerSettings {
     pub metrics_listen: Option<SocketAddr>,
 }
 
+/// Webhooks (docs/WEBHOOKS.md): how the worker calls receivers, and the key their secrets are
+/// sealed with.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Seals signing secrets at rest (`MAILAPI_SECRET_KEY`, at least 32 characters;
+    /// `deploy/infra-up.sh` generates one). Unset: webhooks cannot be registered and the
+    /// worker delivers none.
+    pub secret_key: Option<SecretString>,
+    /// Allow URLs that resolve to loopback, private or link-local addresses
+    /// (`MAILAPI_WEBHOOK_ALLOW_PRIVATE`, false by default; the local stack sets it).
+    pub allow_private: bool,
+    /// Waits before each retry of a failed delivery (`MAILAPI_WEBHOOK_RETRY_SCHEDULE_SECS`);
+    /// after the last one fails the event is dead-lettered. Jitter of up to +-20 % is added.
+    pub retry_schedule: Vec<Duration>,
+    /// How long a rotated-out secret keeps signing beside the new one
+    /// (`MAILAPI_WEBHOOK_SECRET_OVERLAP_SECS`, a day by default).
+    pub secret_overlap: Duration,
+    /// Requests in flight to one endpoint from one worker (`MAILAPI_WEBHOOK_CONCURRENCY`).
+    pub concurrency_per_endpoint: usize,
+    /// Failed attempts in a row after which an endpoint's breaker opens
+    /// (`MAILAPI_WEBHOOK_BREAKER_FAILURES`): it is paused, then probed one request at a time.
+    pub breaker_failures: u32,
+    /// Connecting to a receiver (5 s).
+    pub connect_timeout: Duration,
+    /// A whole request, answer included (`MAILAPI_WEBHOOK_TIMEOUT_SECS`, 15 s).
+    pub request_timeout: Duration,
+}
+
 /// OpenTelemetry traces (docs/OPERATIONS.md, "Tracing"). Off unless an endpoint is set.
 #[derive(Debug, Clone)]
 pub struct TracingSettings {

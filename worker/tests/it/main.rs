@@ -10,6 +10,7 @@ mod checker;
 mod crash;
 mod logtail;
 mod stream_shards;
+mod webhooks;
 
 /// This build's worker binary, for the tests that run it as a process and kill it. Only the
 /// worker's own tests know its path.

@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
 use crate::routes::common::ErrorBody;
 use crate::routes::{
     docs, domains, events, feed, health, mail, mailbox, metrics, permissions, queue, signup, stats,
-    suppressions, tokens, users,
+    suppressions, tokens, users, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -38,6 +38,9 @@ use crate::routes::{
         suppressions::list, suppressions::add, suppressions::remove,
         stats::delivery::delivery, stats::domain::domain,
         queue::queue,
+        webhooks::create, webhooks::list, webhooks::show, webhooks::update, webhooks::remove,
+        webhooks::rotate, webhooks::outbox::send_test, webhooks::outbox::attempts,
+        webhooks::outbox::dead_letters, webhooks::outbox::replay,
     ),
     components(schemas(ErrorBody)),
     modifiers(&Shared),

@@ -64,6 +64,16 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/stats/delivery"),
     ("get", "/api/v1/stats/domain/{domain}"),
     ("get", "/api/v1/queue"),
+    ("get", "/api/v1/webhooks"),
+    ("post", "/api/v1/webhooks"),
+    ("get", "/api/v1/webhooks/{id}"),
+    ("patch", "/api/v1/webhooks/{id}"),
+    ("delete", "/api/v1/webhooks/{id}"),
+    ("post", "/api/v1/webhooks/{id}/rotate"),
+    ("post", "/api/v1/webhooks/{id}/test"),
+    ("get", "/api/v1/webhooks/{id}/attempts"),
+    ("get", "/api/v1/webhooks/{id}/dead-letters"),
+    ("post", "/api/v1/webhooks/{id}/replay"),
 ];
 
 /// Routes that answer without a token.

@@ -154,6 +154,21 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 [[operations]]
 include-name = "POST /api/v1/mailbox/{email}/messages/{uid}/move"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# A webhook URL's host must resolve, and only to addresses the server allows
+# (MAILAPI_WEBHOOK_ALLOW_PRIVATE): a DNS answer, not a string rule.
+[[operations]]
+include-name = "POST /api/v1/webhooks"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+[[operations]]
+include-name = "PATCH /api/v1/webhooks/{id}"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
+
+# Exactly one of event_ids, dead_letters: true, or from and to, with from before to.
+[[operations]]
+include-name = "POST /api/v1/webhooks/{id}/replay"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409", "429"]
 "#;
 
 /// A message with an attachment in the mailbox's INBOX (UID 1), appended as the master user.
