@@ -11,25 +11,29 @@
 #      address (two events: message.accepted, recipient.suppressed), received time minus the
 #      event's occurred_at in Postgres;
 #   4. sending throughput (one worker into smtp-sink) with no endpoint, then with an endpoint
-#      for every event whose receiver answers after 10 s.
+#      for every event whose receiver answers after 10 s;
+#   5. accept latency (sends paced at ACCEPT_RATE, a worker submitting) with no endpoint, then
+#      with an endpoint for every event on the fast receiver.
 
 HOOK_PORT=${BENCH_HOOK_PORT:-18099}
 HOOK_EVENTS=${BENCH_HOOK_EVENTS:-30000}
 SINK_BIN=target/release/examples/webhook_sink
 
+# Everything a run leaves: truncated, not deleted (a large delete also holds the feed's horizon
+# back for as long as it runs).
 hooks_reset() {
     psql "$MAILAPI_DATABASE_URL" -X -q \
-        -c "delete from webhook_endpoints" -c "delete from messages" \
+        -c "set client_min_messages = warning" -c "truncate messages, webhook_endpoints cascade" \
         -c "update webhook_fanout set xid = '0', event_id = 0"
 }
 
-# Registers an endpoint for every event (batch size $1) and starts the receiver ($2: delay in
-# ms). Sets HOOK_ID and HOOK_PID.
+# Registers an endpoint (batch size $1; $3: its events, every one by default) and starts the
+# receiver ($2: delay in ms). Sets HOOK_ID and HOOK_PID.
 hooks_endpoint() {
-    local batch=$1 delay=$2 answer secret
+    local batch=$1 delay=$2 events=${3:-'["*"]'} answer secret
     answer=$(curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/webhooks" -H "X-MAILAPI-TOKEN: $TOKEN" \
         -H 'Content-Type: application/json' \
-        -d "{\"url\": \"http://127.0.0.1:$HOOK_PORT/hook\", \"events\": [\"*\"], \"batch_size\": $batch}")
+        -d "{\"url\": \"http://127.0.0.1:$HOOK_PORT/hook\", \"events\": $events, \"batch_size\": $batch}")
     HOOK_ID=$(jq -r .webhook.id <<<"$answer")
     secret=$(jq -r .webhook.secret <<<"$answer")
     $SINK_BIN --port "$HOOK_PORT" --secret "$secret" --out "$OUT/hooks-$batch-$delay.txt" --delay-ms "$delay" >/dev/null &
@@ -90,22 +94,30 @@ hooks_throughput() {
     python3 -c "print(f'batch_size $batch: {$got} events in {$t1-$t0:.2f} s = {$got/($t1-$t0):.0f} events/s')"
 }
 
+# $1 "one": sends paced at 1,000/s, the endpoint taking message.accepted only (one event per
+# message); "two": sends paced at 500/s, the endpoint taking every event (message.accepted and
+# recipient.suppressed, written in one transaction: the second waits for the first, per
+# message order).
 hooks_latency() {
-    local rate=${HOOK_LATENCY_RATE:-500} seconds=${HOOK_LATENCY_SECONDS:-20}
+    local shape=$1 rate events
+    local seconds=${HOOK_LATENCY_SECONDS:-20}
+    if [[ $shape == one ]]; then rate=1000 events='["message.accepted"]'; else rate=500 events='["*"]'; fi
     hooks_reset
     psql "$MAILAPI_DATABASE_URL" -X -q -c "insert into suppressions (domain, email, reason)
         values ('bench.test', 'gone@sink-ok.test', 'bench') on conflict do nothing"
     printf '%s' '{"from":"bench@bench.test","to":["gone@sink-ok.test"],"subject":"hook","body":{"text":"x"}}' >"$OUT/hook-send.json"
-    hooks_endpoint 1 0
+    hooks_endpoint 1 0 "$events"
     hooks_worker
     sleep 1
-    echo "-- sends paced at $rate/s for ${seconds}s, two events each"
+    echo "-- sends paced at $rate/s for ${seconds}s, endpoint events $events"
     $LOADGEN --url "http://127.0.0.1:$PORT/api/v1/mail/send" --body "$OUT/hook-send.json" \
         --header "X-MAILAPI-TOKEN: $TOKEN" --connections 32 --rate "$rate" --seconds "$seconds" | tail -n 2
     sleep 3
     hooks_stop "$WORKER_PID" "$HOOK_PID"
+    local types="'message.accepted', 'recipient.suppressed'"
+    [[ $shape == one ]] && types="'message.accepted'"
     psql "$MAILAPI_DATABASE_URL" -X -At -F ' ' -c "
-        select id, extract(epoch from occurred_at) from delivery_events where type is not null" >"$OUT/hook-events.txt"
+        select id, extract(epoch from occurred_at) from delivery_events where type in ($types)" >"$OUT/hook-events.txt"
     python3 - "$OUT/hooks-1-0.txt" "$OUT/hook-events.txt" <<'PY'
 import sys
 arrived = {}
@@ -145,16 +157,44 @@ hooks_sending() {
     python3 -c "print(f'sending, webhooks $mode: {$n} messages in {$t1-$t0:.2f} s = {$n/($t1-$t0):.0f} msg/s')"
 }
 
+# Accept latency with a worker running: $1 "none" or "all" (an endpoint for every event).
+hooks_accept() {
+    local mode=$1
+    hooks_reset
+    [[ $mode == all ]] && hooks_endpoint 1 0
+    hooks_worker
+    sleep 1
+    echo "-- webhooks $mode: sends paced at ${ACCEPT_RATE:-3000}/s over 64 connections, ${DURATION}s"
+    paced_send 64 "${ACCEPT_RATE:-3000}" "$DURATION" | tail -n 1
+    hooks_stop "$WORKER_PID"
+    [[ $mode == all ]] && hooks_stop "$HOOK_PID"
+    return 0
+}
+
+# BENCH_HOOK_PARTS picks parts (default all): single,batch,latency,sending,accept.
 bench_webhooks() {
+    local parts=${BENCH_HOOK_PARTS:-single,batch,latency,sending,accept}
     command -v jq >/dev/null || apt-get install -y -q jq >/dev/null
     cargo build -q --release -p worker --example webhook_sink
     echo "== webhooks: one worker, a fast local receiver"
-    hooks_throughput 1 "$HOOK_EVENTS"
-    hooks_throughput 100 $((HOOK_EVENTS * 2))
-    echo "== webhooks: status change -> received at 1,000 events/s"
-    hooks_latency
-    echo "== webhooks: sending throughput with no endpoint, then with a receiver answering after 10 s"
-    hooks_sending none
-    hooks_sending slow
-    hooks_reset
+    [[ ,$parts, == *,single,* ]] && hooks_throughput 1 "$HOOK_EVENTS"
+    [[ ,$parts, == *,batch,* ]] && hooks_throughput 100 $((HOOK_EVENTS * 2))
+    if [[ ,$parts, == *,latency,* ]]; then
+        echo "== webhooks: status change -> received at 1,000 events/s, one event per message"
+        hooks_latency one
+        echo "== webhooks: the same at 1,000 events/s, two events per message in one transaction"
+        hooks_latency two
+    fi
+    if [[ ,$parts, == *,sending,* ]]; then
+        echo "== webhooks: sending throughput with no endpoint, then with a receiver answering after 10 s"
+        hooks_sending none
+        hooks_sending slow
+    fi
+    if [[ ,$parts, == *,accept,* ]]; then
+        echo "== webhooks: accept latency with a worker running, without and with an endpoint for every event"
+        hooks_accept none
+        hooks_accept all
+    fi
+    # BENCH_HOOK_KEEP=1 leaves the last part's rows to look at.
+    [[ -n ${BENCH_HOOK_KEEP:-} ]] || hooks_reset
 }

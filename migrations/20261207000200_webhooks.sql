@@ -64,7 +64,9 @@ create table webhook_deliveries (
     constraint webhook_deliveries_state_check check (state in ('pending', 'delivered', 'dead'))
 );
 create unique index webhook_deliveries_event_idx on webhook_deliveries (endpoint_id, event_id);
-create index webhook_deliveries_unsent_idx on webhook_deliveries (endpoint_id, id)
+-- For the cascade when events go (a message deleted): found by event, not by endpoint.
+create index webhook_deliveries_event_id_idx on webhook_deliveries (event_id);
+create index webhook_deliveries_unsent_idx on webhook_deliveries (id)
     where state = 'pending' and request_id is null;
 create index webhook_deliveries_order_idx on webhook_deliveries (endpoint_id, message_id, seq)
     where state = 'pending';
@@ -95,7 +97,7 @@ create table webhook_requests (
     finished_at      timestamptz,
     constraint webhook_requests_state_check check (state in ('pending', 'delivered', 'dead'))
 );
-create index webhook_requests_due_idx on webhook_requests (next_attempt_at)
+create index webhook_requests_due_idx on webhook_requests (endpoint_id, next_attempt_at, id)
     where state = 'pending';
 create index webhook_requests_endpoint_idx on webhook_requests (endpoint_id, id);
 
@@ -112,6 +114,7 @@ create table webhook_attempts (
     error            text
 );
 create index webhook_attempts_endpoint_idx on webhook_attempts (endpoint_id, id);
+create index webhook_attempts_request_idx on webhook_attempts (request_id);
 
 -- Where the fan-out has read the event feed to: one row, the `(xid, id)` cursor of the feed
 -- (api/src/routes/feed.rs explains the order), moved in the statement that inserts the

@@ -12,11 +12,15 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use shared::events::{EVENT_COLUMNS, Event};
 
+use super::Wake;
 use crate::context::WorkerContext;
 use crate::error::Result;
 
 /// Deliveries taken per round.
 const ROUND: i64 = 2000;
+/// Requests waiting per endpoint, in multiples of `MAILAPI_WEBHOOK_CONCURRENCY`, beyond which
+/// no more are made for it.
+const AHEAD: usize = 64;
 
 #[derive(sqlx::FromRow)]
 struct Ready {
@@ -34,13 +38,22 @@ struct Planned {
     batch: bool,
 }
 
-/// One round: how many deliveries were put in requests.
-pub async fn step(ctx: &WorkerContext) -> Result<usize> {
+/// One round: whether a full round was taken (there may be more at once).
+pub async fn step(ctx: &WorkerContext, wake: &Wake) -> Result<bool> {
     let mut tx = ctx.db.begin().await?;
+    // Just in time: an endpoint with enough requests already waiting gets no more for now, so
+    // a slow or failing receiver's backlog stays as deliveries (one row each) instead of also
+    // becoming requests ahead of need.
+    let ahead =
+        i64::try_from(ctx.settings.webhooks.concurrency_per_endpoint * AHEAD).unwrap_or(i64::MAX);
     let ready: Vec<Ready> = sqlx::query_as(
-        "select d.id, d.endpoint_id, d.event_id, w.batch_size
+        "with enough as (
+            select endpoint_id from webhook_requests where state = 'pending'
+             group by endpoint_id having count(*) >= $2)
+         select d.id, d.endpoint_id, d.event_id, w.batch_size
            from webhook_deliveries d join webhook_endpoints w on w.id = d.endpoint_id
           where d.state = 'pending' and d.request_id is null and w.enabled
+            and d.endpoint_id not in (select endpoint_id from enough)
             and not exists (
                 select 1 from webhook_deliveries p
                  where p.endpoint_id = d.endpoint_id and p.message_id = d.message_id
@@ -54,10 +67,11 @@ pub async fn step(ctx: &WorkerContext) -> Result<usize> {
           for update of d skip locked",
     )
     .bind(ROUND)
+    .bind(ahead)
     .fetch_all(&mut *tx)
     .await?;
     if ready.is_empty() {
-        return Ok(0);
+        return Ok(false);
     }
     let plans = plan(&ready);
     let event_ids: Vec<i64> = ready.iter().map(|r| r.event_id).collect();
@@ -104,7 +118,8 @@ pub async fn step(ctx: &WorkerContext) -> Result<usize> {
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    Ok(ready.len())
+    wake.send.notify_one();
+    Ok(ready.len() as i64 >= ROUND)
 }
 
 /// Groups ready deliveries by endpoint, in order, into requests of up to its batch size.

@@ -3,18 +3,12 @@
 //! One statement does it all, the cursor's move included, under the cursor row's lock: two
 //! workers take turns, and a crash either did all of it or none.
 
-use std::time::Duration;
-
-use tokio_util::sync::CancellationToken;
-
+use super::Wake;
 use crate::context::WorkerContext;
 use crate::error::Result;
 
 /// Events read per statement.
 const PAGE: i64 = 1000;
-/// How long to wait when the feed had nothing new.
-const IDLE: Duration = Duration::from_millis(50);
-
 /// Which endpoints want an event (`ev`, with its message's sender and token):
 /// - enabled, and listing its type or `*`;
 /// - not a deferral when the endpoint is `final_only`;
@@ -49,38 +43,15 @@ moved as (
      returning 1)
 select (select count(*) from ev), (select count(*) from ins), (select count(*) from moved)";
 
-/// Runs until `shutdown`: a page at a time, at once while pages come full.
-pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<()> {
-    let mut backoff = crate::webhooks::Backoff::default();
-    while !shutdown.is_cancelled() {
-        let wait = match step(&ctx).await {
-            Ok(read) if read >= PAGE => Duration::ZERO,
-            Ok(_) => {
-                backoff.reset();
-                IDLE
-            }
-            Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "webhook fan-out failed; retrying");
-                backoff.after_failure()
-            }
-            Err(e) => return Err(e),
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-    Ok(())
-}
-
-/// One page: how many events were read.
-pub async fn step(ctx: &WorkerContext) -> Result<i64> {
+/// One page: whether a full page was read (there may be more at once).
+pub async fn step(ctx: &WorkerContext, wake: &Wake) -> Result<bool> {
     let (read, made, _): (i64, i64, i64) = sqlx::query_as(FAN_OUT)
         .bind(PAGE)
         .fetch_one(&ctx.db)
         .await?;
     if made > 0 {
         tracing::debug!(read, made, "webhook deliveries made");
+        wake.assemble.notify_one();
     }
-    Ok(read)
+    Ok(read >= PAGE)
 }

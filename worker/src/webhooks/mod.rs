@@ -19,19 +19,30 @@ pub mod fanout;
 pub mod record;
 pub mod send;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use shared::metrics as m;
 use shared::secretbox::SecretBox;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::WorkerContext;
 use crate::error::{Error, Result};
 
-/// How long the sender waits when a round found nothing to do.
+/// How long a part waits when a round found nothing to do and nothing woke it.
 const IDLE: Duration = Duration::from_millis(50);
 /// How often the pending gauges are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+/// How the parts wake each other: the fan-out made deliveries (assemble), the assembler made
+/// requests or a request finished (send), the recorder settled deliveries so a message's next
+/// event may go (assemble). Without a wake-up each part still looks every [`IDLE`].
+#[derive(Default)]
+pub struct Wake {
+    pub assemble: Notify,
+    pub send: Notify,
+}
 
 /// Runs the four parts until `shutdown`. Without `MAILAPI_SECRET_KEY` nothing can be signed (and
 /// the API registers no endpoint): the worker then only says so.
@@ -43,45 +54,93 @@ pub async fn run(ctx: WorkerContext, shutdown: CancellationToken) -> Result<()> 
     let sealer = SecretBox::new(&key).map_err(|e| Error::Config(e.to_string()))?;
     let client = client::Client::new(&ctx.settings.webhooks)
         .map_err(|e| Error::Config(format!("webhook HTTP client: {e}")))?;
+    let wake = Arc::new(Wake::default());
     let (done_tx, done_rx) = tokio::sync::mpsc::channel(send::MAX_IN_FLIGHT * 2);
-    let recorder = tokio::spawn(record::run(ctx.clone(), done_rx));
-    let fan = tokio::spawn(fanout::run(ctx.clone(), shutdown.clone()));
+    let recorder = tokio::spawn(record::run(ctx.clone(), done_rx, wake.clone()));
     tokio::spawn(sample(ctx.clone(), shutdown.clone()));
-    let sender = send::Sender::new(ctx.clone(), client, sealer, done_tx);
+    let fan = {
+        let (ctx, wake) = (ctx.clone(), wake.clone());
+        repeat("fan-out", shutdown.clone(), None, move || {
+            let (ctx, wake) = (ctx.clone(), wake.clone());
+            async move { fanout::step(&ctx, &wake).await }
+        })
+    };
+    let assembler = {
+        let (ctx, wake) = (ctx.clone(), wake.clone());
+        let woken = wake.clone();
+        repeat("assembly", shutdown.clone(), Some(woken), move || {
+            let (ctx, wake) = (ctx.clone(), wake.clone());
+            async move { assemble::step(&ctx, &wake).await }
+        })
+    };
+    let sender = Arc::new(send::Sender::new(
+        ctx.clone(),
+        client,
+        sealer,
+        done_tx,
+        wake.clone(),
+    ));
+    let sending = {
+        let sender = sender.clone();
+        repeat("sending", shutdown.clone(), Some(wake.clone()), move || {
+            let sender = sender.clone();
+            async move { sender.step().await }
+        })
+    };
+    let result = tokio::try_join!(fan, assembler, sending).map(|_| ());
+    if let Err(e) = sender.release_queued().await {
+        tracing::warn!(error = %e, "could not give back webhook requests claimed ahead; their leases expire");
+    }
+    // Requests still in flight finish (15 s at most) and are recorded before the worker stops:
+    // the recorder ends when the last sender handle (held by those requests) is gone.
+    drop(sender);
+    let _ = recorder.await;
+    result
+}
+
+/// Runs `step` until `shutdown`: again at once while it says there is more, else after a
+/// wake-up or [`IDLE`]; transient errors back off.
+async fn repeat<F, Fut>(
+    what: &'static str,
+    shutdown: CancellationToken,
+    wake: Option<Arc<Wake>>,
+    mut step: F,
+) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
     let mut backoff = Backoff::default();
     while !shutdown.is_cancelled() {
-        let wait = match round(&sender, &ctx).await {
-            Ok(true) => {
+        let wait = match step().await {
+            Ok(more) => {
                 backoff.reset();
-                Duration::ZERO
-            }
-            Ok(false) => {
-                backoff.reset();
+                if more {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
                 IDLE
             }
             Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, "webhook round failed; retrying");
+                tracing::warn!(error = %e, "webhook {what} failed; retrying");
                 backoff.after_failure()
             }
             Err(e) => return Err(e),
         };
+        let woken = async {
+            match (&wake, what) {
+                (Some(w), "assembly") => w.assemble.notified().await,
+                (Some(w), _) => w.send.notified().await,
+                (None, _) => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(wait) => {}
+            _ = woken => {}
         }
     }
-    // Requests still in flight finish (15 s at most) and are recorded before the worker stops.
-    drop(sender);
-    let _ = recorder.await;
-    fan.await??;
     Ok(())
-}
-
-/// Assembles and sends once; whether there was anything to do.
-async fn round(sender: &send::Sender, ctx: &WorkerContext) -> Result<bool> {
-    let assembled = assemble::step(ctx).await?;
-    let started = sender.step().await?;
-    Ok(assembled > 0 || started > 0)
 }
 
 /// The gauges: deliveries pending, and the oldest one's age per endpoint.

@@ -7,6 +7,7 @@
 //! A write that fails is tried again with the same answers; if the worker dies first, the
 //! requests' leases expire and they are sent again (docs/WEBHOOKS.md, "Duplicates").
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,7 @@ use rand::Rng;
 use shared::metrics as m;
 use tokio::sync::mpsc;
 
+use super::Wake;
 use super::client::{Answer, Outcome};
 use crate::context::WorkerContext;
 use crate::error::Result;
@@ -35,7 +37,7 @@ pub struct Done {
 }
 
 /// Runs until every sender is gone, writing what arrives.
-pub async fn run(ctx: WorkerContext, mut rx: mpsc::Receiver<Done>) {
+pub async fn run(ctx: WorkerContext, mut rx: mpsc::Receiver<Done>, wake: Arc<Wake>) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut backoff = super::Backoff::default();
@@ -50,6 +52,8 @@ pub async fn run(ctx: WorkerContext, mut rx: mpsc::Receiver<Done>) {
         }
         observe(&batch);
         batch.clear();
+        // Settled deliveries free their messages' next events.
+        wake.assemble.notify_one();
     }
 }
 
@@ -160,15 +164,28 @@ async fn write(ctx: &WorkerContext, batch: &[Done]) -> Result<()> {
     .bind(&c.gone)
     .execute(&mut *tx)
     .await?;
-    sqlx::query(
-        "update webhook_deliveries d set state = u.state, finished_at = now()
-           from unnest($1::bigint[], $2::text[]) as u(request_id, state)
-          where d.request_id = u.request_id and u.state <> 'pending' and d.state = 'pending'",
-    )
-    .bind(&c.request)
-    .bind(&c.state)
-    .execute(&mut *tx)
-    .await?;
+    // By state, with `= any(...)`: an index lookup per request (a join with `unnest` was planned
+    // as a scan of every delivery, the hottest statement at 1,000 events/s).
+    for state in ["delivered", "dead"] {
+        let ids: Vec<i64> = c
+            .request
+            .iter()
+            .zip(&c.state)
+            .filter(|(_, s)| **s == state)
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        sqlx::query(
+            "update webhook_deliveries set state = $2, finished_at = now()
+              where request_id = any($1) and state = 'pending'",
+        )
+        .bind(&ids)
+        .bind(state)
+        .execute(&mut *tx)
+        .await?;
+    }
     endpoints(ctx, &mut tx, &c).await?;
     tx.commit().await?;
     if dead_events > 0 {
