@@ -28,13 +28,12 @@ hooks_reset() {
 }
 
 # Registers an endpoint (batch size $1; $3: its events, every one by default) and starts the
-# receiver ($2: delay in ms). Sets HOOK_ID and HOOK_PID.
+# receiver ($2: delay in ms). Sets HOOK_PID.
 hooks_endpoint() {
     local batch=$1 delay=$2 events=${3:-'["*"]'} answer secret
     answer=$(curl -sf -X POST "http://127.0.0.1:$PORT/api/v1/webhooks" -H "X-MAILAPI-TOKEN: $TOKEN" \
         -H 'Content-Type: application/json' \
         -d "{\"url\": \"http://127.0.0.1:$HOOK_PORT/hook\", \"events\": $events, \"batch_size\": $batch}")
-    HOOK_ID=$(jq -r .webhook.id <<<"$answer")
     secret=$(jq -r .webhook.secret <<<"$answer")
     $SINK_BIN --port "$HOOK_PORT" --secret "$secret" --out "$OUT/hooks-$batch-$delay.txt" --delay-ms "$delay" >/dev/null &
     HOOK_PID=$!

@@ -14,9 +14,10 @@ use super::{
 use crate::WORKER_BIN;
 
 /// Several SIGKILLs of a worker while deliveries are pending: the receiver ends with exactly
-/// the events in Postgres. Repeats come only from requests cut off mid-flight (the receiver
-/// answered, the worker died before recording it); they are counted and bounded by what was
-/// in flight at each kill.
+/// the events in Postgres. Repeats come only from requests whose answer the worker had not
+/// recorded when it died: in flight, or answered in the last few tens of milliseconds (the
+/// recorder writes in batches). They are counted, and bounded per kill by what one worker can
+/// have sent and not recorded: its 8 slots for the endpoint and the 8 requests claimed ahead.
 #[tokio::test]
 async fn sigkilled_workers_lose_no_event() {
     const MESSAGES: usize = 100;
@@ -74,8 +75,8 @@ async fn sigkilled_workers_lose_no_event() {
     let repeats = ids.len() - unique.len();
     println!("{} events, {KILLS} kills, {repeats} repeats", unique.len());
     assert!(
-        repeats <= KILLS * 8,
-        "repeats ({repeats}) only from requests in flight at a kill (at most 8 each)"
+        repeats <= KILLS * 16,
+        "repeats ({repeats}) only from requests sent and not yet recorded at a kill (at most 16 each)"
     );
     assert_seq_order(&got);
     let pending: i64 =

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 mod crash;
+mod guards;
 mod retries;
 
 const DOMAIN: &str = "hooks.test";
