@@ -62,10 +62,22 @@ async fn the_breaker_pauses_a_failing_endpoint_and_a_probe_resumes_it() {
     );
     // The receiver recovers; the probe after the pause succeeds and sending resumes.
     receiver.set_mode("ok").await;
+    // The pause doubles with each failure past the threshold, and failures already in flight
+    // when it opened count too: wait for the pause the endpoint really has.
+    let remaining: f64 = sqlx::query_scalar(
+        "select greatest(0, extract(epoch from paused_until - now()))::float8
+           from webhook_endpoints where id = $1",
+    )
+    .bind(id)
+    .fetch_one(&app.db)
+    .await
+    .unwrap();
     let got = receiver
-        .wait_for(Duration::from_secs(30), "every event", |r| {
-            r.iter().filter(|x| x.status == 200).count() >= 10
-        })
+        .wait_for(
+            Duration::from_secs_f64(remaining + 20.0),
+            "every event",
+            |r| r.iter().filter(|x| x.status == 200).count() >= 10,
+        )
         .await;
     assert!(got.iter().all(|r| r.verified));
     assert_eq!(
