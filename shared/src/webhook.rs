@@ -72,7 +72,7 @@ pub struct WebhookUrl {
 
 impl WebhookUrl {
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
-        if raw.len() > 2048 || shared_has_controls(raw) {
+        if raw.len() > 2048 || crate::address::has_control_chars(raw) || raw.contains([' ', '\t']) {
             return Err(UrlError::Malformed);
         }
         let url = url::Url::parse(raw).map_err(|_| UrlError::Malformed)?;
@@ -103,25 +103,32 @@ impl WebhookUrl {
     /// only the name, at registration and again before each connection.
     pub async fn resolve(&self, allow_private: bool) -> Result<Vec<SocketAddr>, UrlError> {
         let (host, port) = self.host_port();
-        let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|_| UrlError::Unresolvable(host.clone()))?
-                .collect(),
-        };
-        if addrs.is_empty() {
-            return Err(UrlError::Unresolvable(host));
-        }
-        if !allow_private && let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-            return Err(UrlError::Internal(host, bad.ip()));
-        }
-        Ok(addrs)
+        resolve_host(&host, port, allow_private).await
     }
 }
 
-fn shared_has_controls(s: &str) -> bool {
-    s.chars().any(|c| c.is_control() || c == ' ')
+/// `host`'s addresses (an IP address is its own), refused if any is internal unless
+/// `allow_private`: the one rule for registration (the API) and connections (the worker's
+/// resolver).
+pub async fn resolve_host(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, UrlError> {
+    let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|_| UrlError::Unresolvable(host.to_owned()))?
+            .collect(),
+    };
+    if addrs.is_empty() {
+        return Err(UrlError::Unresolvable(host.to_owned()));
+    }
+    if !allow_private && let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
+        return Err(UrlError::Internal(host.to_owned(), bad.ip()));
+    }
+    Ok(addrs)
 }
 
 /// Loopback, private (RFC 1918, ULA), link-local (where cloud metadata lives), shared address

@@ -4,13 +4,13 @@
 //! `MAILAPI_WEBHOOK_ALLOW_PRIVATE=true`, so a DNS answer that changed after registration cannot
 //! point a webhook inside the network. A URL naming an IP address is checked before the request.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use shared::config::WebhookSettings;
-use shared::webhook::{WebhookUrl, is_internal};
+use shared::webhook::{UrlError, WebhookUrl, resolve_host};
 
 /// The most of an answer's body that is read.
 const READ_LIMIT: usize = 64 * 1024;
@@ -27,6 +27,8 @@ pub struct Answer {
     pub excerpt: Option<String>,
     /// Why no status counts: a timeout, a refused connection or address.
     pub error: Option<String>,
+    /// Not sent at all: the URL or its address was refused, or the secret could not be used.
+    pub refused: bool,
 }
 
 /// What an answer means for the request.
@@ -39,6 +41,17 @@ pub enum Outcome {
 }
 
 impl Answer {
+    /// A request that was not sent: `error` says why.
+    pub fn refused(error: String) -> Answer {
+        Answer {
+            status: None,
+            latency: Duration::ZERO,
+            excerpt: None,
+            error: Some(error),
+            refused: true,
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         match self.status {
             Some(s) if (200..300).contains(&s) => Outcome::Success,
@@ -80,21 +93,18 @@ impl Client {
         body: String,
     ) -> Answer {
         let started = Instant::now();
-        let failed = |error: String| Answer {
-            status: None,
-            latency: started.elapsed(),
-            excerpt: None,
-            error: Some(error),
-        };
         let parsed = match WebhookUrl::parse(url) {
             Ok(u) => u,
-            Err(e) => return failed(format!("refused URL: {e}")),
+            Err(e) => return Answer::refused(format!("refused URL: {e}")),
         };
-        if let Ok(ip) = parsed.host_port().0.parse::<IpAddr>()
-            && !self.allow_private
-            && is_internal(ip)
+        // A name is checked by the resolver at connect time; an IP address is never resolved,
+        // so it is checked here, by the same rule.
+        let (host, port) = parsed.host_port();
+        if host.parse::<IpAddr>().is_ok()
+            && let Err(UrlError::Internal(_, ip)) =
+                resolve_host(&host, port, self.allow_private).await
         {
-            return failed(format!("refused address {ip}: internal"));
+            return Answer::refused(format!("refused address {ip}: internal"));
         }
         let mut request = self
             .http
@@ -105,7 +115,18 @@ impl Client {
         }
         let mut response = match request.body(body).send().await {
             Ok(r) => r,
-            Err(e) => return failed(describe(&e)),
+            Err(e) => {
+                // The resolver's refusal of an internal address comes back as a connect error.
+                let refused = std::iter::successors(std::error::Error::source(&e), |s| s.source())
+                    .any(|s| s.downcast_ref::<UrlError>().is_some());
+                return Answer {
+                    status: None,
+                    latency: started.elapsed(),
+                    excerpt: None,
+                    error: Some(describe(&e)),
+                    refused,
+                };
+            }
         };
         let status = response.status().as_u16();
         let mut read = Vec::new();
@@ -126,6 +147,7 @@ impl Client {
             latency: started.elapsed(),
             excerpt: (!read.is_empty()).then(|| String::from_utf8_lossy(&read).into_owned()),
             error,
+            refused: false,
         }
     }
 }
@@ -159,16 +181,9 @@ impl Resolve for CheckedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow_private = self.allow_private;
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            if !allow_private && let Some(bad) = addrs.iter().find(|a| is_internal(a.ip())) {
-                let err = std::io::Error::other(format!(
-                    "{host} resolves to {}, an internal address",
-                    bad.ip()
-                ));
-                return Err(Box::new(err) as Box<dyn std::error::Error + Send + Sync>);
-            }
+            let addrs = resolve_host(name.as_str(), 0, allow_private)
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
             Ok(Box::new(addrs.into_iter()) as Addrs)
         })
     }

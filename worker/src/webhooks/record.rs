@@ -60,18 +60,11 @@ pub async fn run(ctx: WorkerContext, mut rx: mpsc::Receiver<Done>, wake: Arc<Wak
 fn observe(batch: &[Done]) {
     let now = Utc::now();
     for d in batch {
-        let outcome = match (d.answer.outcome(), d.answer.status) {
-            (Outcome::Success, _) => "success",
-            (Outcome::Gone, _) => "gone",
-            (Outcome::Failure, None)
-                if d.answer
-                    .error
-                    .as_deref()
-                    .is_some_and(|e| e.starts_with("refused")) =>
-            {
-                "refused"
-            }
-            (Outcome::Failure, _) => "failure",
+        let outcome = match d.answer.outcome() {
+            Outcome::Success => "success",
+            Outcome::Gone => "gone",
+            Outcome::Failure if d.answer.refused => "refused",
+            Outcome::Failure => "failure",
         };
         metrics::counter!(m::WEBHOOK_ATTEMPTS, "outcome" => outcome).increment(1);
         if d.answer.outcome() == Outcome::Success

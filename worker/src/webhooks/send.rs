@@ -230,12 +230,7 @@ async fn attempt(sender: &Sender, req: &Claimed) -> Answer {
                 .post(&req.url, &headers, req.body.clone())
                 .await
         }
-        Err(error) => Answer {
-            status: None,
-            latency: std::time::Duration::ZERO,
-            excerpt: None,
-            error: Some(error),
-        },
+        Err(error) => Answer::refused(error),
     }
 }
 
